@@ -1,0 +1,241 @@
+"""Histories for meta-RL: the last ``L`` observations and actions plus the current observation.
+
+M3PO conditions its meta-policy, critics and meta-model on a history ``h_t`` (SPEC section 2, seed A.7,
+``L = 10``). Here a history is a flat float vector so that any stable-baselines3 algorithm and replay
+buffer can store it unchanged:
+
+``[ o_t (obs_dim) | past_obs (L * obs_dim, oldest first) | past_act (L * act_dim, oldest first) | mask (L,) ]``
+
+``mask`` is 1.0 for a real (o, a) pair and 0.0 for the zero padding at the start of an episode.
+"""
+
+from dataclasses import dataclass
+from typing import Any, SupportsFloat, TypeVar, Union
+
+import gymnasium as gym
+import numpy as np
+import torch as th
+from gymnasium import spaces
+from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
+
+Array = TypeVar("Array", np.ndarray, th.Tensor)
+ArrayLike = Union[np.ndarray, th.Tensor]
+
+
+def _concat(parts: list[Array], axis: int) -> Array:
+    if isinstance(parts[0], th.Tensor):
+        return th.cat(parts, dim=axis)
+    return np.concatenate(parts, axis=axis)
+
+
+def _zeros(like: Array, shape: tuple[int, ...]) -> Array:
+    if isinstance(like, th.Tensor):
+        return like.new_zeros(shape)
+    return np.zeros(shape, dtype=like.dtype)
+
+
+@dataclass(frozen=True)
+class HistoryLayout:
+    """
+    Layout of a flat history vector (see the module docstring). All methods accept numpy arrays or torch
+    tensors with any leading batch dimensions and return the same kind.
+
+    :param obs_dim: size of one observation
+    :param act_dim: size of one action
+    :param history_length: number ``L`` of past (observation, action) pairs kept
+    """
+
+    obs_dim: int
+    act_dim: int
+    history_length: int
+
+    def __post_init__(self) -> None:
+        for name in ("obs_dim", "act_dim", "history_length"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, np.integer)) or value < 1:
+                raise ValueError(f"HistoryLayout.{name} must be a positive integer, got {value!r}")
+
+    @property
+    def size(self) -> int:
+        """Length of the flat history vector."""
+        return self.obs_dim + self.history_length * (self.obs_dim + self.act_dim + 1)
+
+    def split(self, x: Array) -> tuple[Array, Array, Array, Array]:
+        """
+        Split flat histories into their parts (views where the backend allows).
+
+        :param x: histories, shape ``(..., size)``
+        :return: ``current_obs (..., obs_dim)``, ``past_obs (..., L, obs_dim)``, ``past_act (..., L, act_dim)``,
+            ``mask (..., L)``; past entries are oldest first
+        """
+        _check_last_dim(x, self.size, "history")
+        n_obs, n_act, length = self.obs_dim, self.act_dim, self.history_length
+        past_obs_end = n_obs + length * n_obs
+        past_act_end = past_obs_end + length * n_act
+        batch = x.shape[:-1]
+        return (
+            x[..., :n_obs],
+            x[..., n_obs:past_obs_end].reshape(*batch, length, n_obs),
+            x[..., past_obs_end:past_act_end].reshape(*batch, length, n_act),
+            x[..., past_act_end:],
+        )
+
+    def join(self, current_obs: Array, past_obs: Array, past_act: Array, mask: Array) -> Array:
+        """
+        Inverse of :meth:`split`.
+
+        :param current_obs: shape ``(..., obs_dim)``
+        :param past_obs: shape ``(..., L, obs_dim)``, oldest first
+        :param past_act: shape ``(..., L, act_dim)``, oldest first
+        :param mask: shape ``(..., L)``, 1.0 for real entries, 0.0 for padding
+        :return: flat histories, shape ``(..., size)``
+        """
+        _check_last_dim(current_obs, self.obs_dim, "current observation")
+        for part, width, name in ((past_obs, self.obs_dim, "past observations"), (past_act, self.act_dim, "past actions")):
+            _check_last_dim(part, width, name)
+            if part.shape[-2] != self.history_length:
+                raise ValueError(f"{name} must hold {self.history_length} steps, got shape {tuple(part.shape)}")
+        _check_last_dim(mask, self.history_length, "mask")
+        flat = [past.reshape(*past.shape[:-2], -1) for past in (past_obs, past_act)]
+        return _concat([current_obs, *flat, mask], axis=-1)
+
+    def shift(self, x: Array, action: Array, next_obs: Array) -> Array:
+        """
+        Advance histories by one step: drop the oldest pair, append ``(o_t, a_t)`` as a real entry and make
+        ``next_obs`` the current observation.
+
+        :param x: histories ``h_t``, shape ``(..., size)``
+        :param action: actions ``a_t``, shape ``(..., act_dim)``
+        :param next_obs: observations ``o_{t+1}``, shape ``(..., obs_dim)``
+        :return: histories ``h_{t+1}``
+        """
+        _check_last_dim(action, self.act_dim, "action")
+        _check_last_dim(next_obs, self.obs_dim, "next observation")
+        current_obs, past_obs, past_act, mask = self.split(x)
+        past_obs = _concat([past_obs[..., 1:, :], current_obs[..., None, :]], axis=-2)
+        past_act = _concat([past_act[..., 1:, :], action[..., None, :]], axis=-2)
+        mask = _concat([mask[..., 1:], _zeros(mask, (*mask.shape[:-1], 1)) + 1], axis=-1)
+        return self.join(next_obs, past_obs, past_act, mask)
+
+    def initial(self, first_obs: Array) -> Array:
+        """
+        History at an episode start: no past, everything padded.
+
+        :param first_obs: observations ``o_0``, shape ``(..., obs_dim)``
+        :return: histories with zero padding and an all-zero mask
+        """
+        _check_last_dim(first_obs, self.obs_dim, "first observation")
+        padding = _zeros(first_obs, (*first_obs.shape[:-1], self.size - self.obs_dim))
+        return _concat([first_obs, padding], axis=-1)
+
+
+def _check_last_dim(x: ArrayLike, size: int, name: str) -> None:
+    if x.ndim < 1 or x.shape[-1] != size:
+        raise ValueError(f"{name} must have last dimension {size}, got shape {tuple(x.shape)}")
+
+
+class HistoryObservation(gym.Wrapper):
+    """
+    Replace the observation of a Box-observation, Box-action env by the flat history (see
+    :class:`HistoryLayout`), so that any stable-baselines3 algorithm learns a history-conditioned policy.
+    ``reset`` starts a fresh history, hence histories never cross an episode boundary.
+
+    :param env: environment with 1-D ``Box`` observation and action spaces
+    :param history_length: number ``L`` of past (observation, action) pairs kept
+    """
+
+    def __init__(self, env: gym.Env, history_length: int = 10):
+        for name, space in (("observation", env.observation_space), ("action", env.action_space)):
+            if not isinstance(space, spaces.Box) or len(space.shape) != 1:
+                raise ValueError(f"HistoryObservation needs a 1-D Box {name} space, got {space}")
+        super().__init__(env)
+        self.history_layout = HistoryLayout(env.observation_space.shape[0], env.action_space.shape[0], history_length)
+        self.observation_space = spaces.Box(-np.inf, np.inf, (self.history_layout.size,), np.float32)
+        self._history: np.ndarray | None = None
+
+    def reset(self, **kwargs: Any) -> tuple[np.ndarray, dict[str, Any]]:
+        obs, info = self.env.reset(**kwargs)
+        self._history = self.history_layout.initial(self._checked(obs, self.history_layout.obs_dim, "observation"))
+        return self._history.copy(), info
+
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, SupportsFloat, bool, bool, dict[str, Any]]:
+        if self._history is None:
+            raise RuntimeError("HistoryObservation.step called before reset")
+        checked_action = self._checked(action, self.history_layout.act_dim, "action")
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        next_obs = self._checked(obs, self.history_layout.obs_dim, "observation")
+        self._history = self.history_layout.shift(self._history, checked_action, next_obs)
+        return self._history.copy(), reward, terminated, truncated, info
+
+    @staticmethod
+    def _checked(x: Any, size: int, name: str) -> np.ndarray:
+        x = np.asarray(x, dtype=np.float32)
+        if x.shape != (size,):
+            raise ValueError(f"HistoryObservation: {name} must have shape ({size},), got {x.shape}")
+        if not np.all(np.isfinite(x)):
+            raise ValueError(f"HistoryObservation: non-finite {name} {x}")
+        return x
+
+
+class HistoryEncoder(th.nn.Module):
+    """
+    ``concat(o_t, final GRU state)`` over the ``L`` past steps of a history. Padding is masked: the GRU sees
+    ``[o * mask, a * mask, mask]``, so the values stored in padded slots cannot change the output.
+
+    :param history_layout: layout of the flat histories
+    :param gru_units: size of the GRU state (5 in the paper)
+    """
+
+    def __init__(self, history_layout: HistoryLayout, gru_units: int = 5):
+        super().__init__()
+        self.history_layout = history_layout
+        self.features_dim = history_layout.obs_dim + gru_units
+        self.gru = th.nn.GRU(history_layout.obs_dim + history_layout.act_dim + 1, gru_units, batch_first=True)
+
+    def forward(self, histories: th.Tensor) -> th.Tensor:
+        current_obs, past_obs, past_act, mask = self.history_layout.split(histories)
+        batch = histories.shape[:-1]
+        mask = mask.unsqueeze(-1)
+        steps = th.cat([past_obs * mask, past_act * mask, mask], dim=-1)
+        _, final_state = self.gru(steps.reshape(-1, *steps.shape[-2:]))
+        return th.cat([current_obs, final_state[-1].reshape(*batch, -1)], dim=-1)
+
+
+class HistoryFeaturesExtractor(BaseFeaturesExtractor):
+    """
+    SB3 features extractor for :class:`HistoryObservation` observations (see :class:`HistoryEncoder`).
+
+    :param observation_space: the flat history space
+    :param history_layout: layout of the flat histories
+    :param gru_units: size of the GRU state (5 in the paper)
+    """
+
+    def __init__(self, observation_space: spaces.Box, history_layout: HistoryLayout, gru_units: int = 5):
+        if observation_space.shape != (history_layout.size,):
+            raise ValueError(
+                f"observation space shape {observation_space.shape} does not match the history layout ({history_layout.size},)"
+            )
+        encoder = HistoryEncoder(history_layout, gru_units)
+        super().__init__(observation_space, encoder.features_dim)
+        self.encoder = encoder
+
+    def forward(self, observations: th.Tensor) -> th.Tensor:
+        return self.encoder(observations)
+
+
+def history_policy_kwargs(layout: HistoryLayout, gru_units: int = 5, net_arch: tuple[int, ...] = (400, 400)) -> dict[str, Any]:
+    """
+    ``policy_kwargs`` for SAC, TD3, PPO, ... on a :class:`HistoryObservation` env: GRU features and swish MLPs
+    of the paper (seed A.7).
+
+    :param layout: the env's ``history_layout``
+    :param gru_units: size of the GRU state
+    :param net_arch: hidden layer sizes of the actor and critic MLPs
+    :return: the keyword arguments
+    """
+    return dict(
+        features_extractor_class=HistoryFeaturesExtractor,
+        features_extractor_kwargs=dict(history_layout=layout, gru_units=gru_units),
+        net_arch=list(net_arch),
+        activation_fn=th.nn.SiLU,
+    )
