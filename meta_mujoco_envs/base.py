@@ -1,0 +1,208 @@
+"""What all six environments share: the task API, in-episode task switching, input checks, blow-up guard.
+
+``NonStationaryTaskEnv`` is a mixin placed *before* a Gymnasium v5 MuJoCo class in the bases, so the
+robot, its reward and its termination stay those of Gymnasium; a subclass only says how a task is drawn,
+checked, applied to the MuJoCo model, and (optionally) shown in the observation.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import mujoco
+import numpy as np
+from gymnasium import utils
+from gymnasium.spaces import Box
+
+from meta_mujoco_envs.task_schedule import TaskSchedule
+
+Task = dict[str, Any]
+
+
+class NonStationaryTaskEnv:
+    """Mixin: a task drawn at ``reset`` and redrawn every ``task_switch_seconds`` of simulated time.
+
+    Subclasses implement :meth:`_draw_task`, :meth:`_validate_task`, :meth:`_apply_task` and
+    :meth:`task_features`; one with constructor arguments of its own sets them before calling this
+    ``__init__`` (the first task is drawn here) and records them for pickling with ``EzPickle`` after.
+
+    :param task_switch_seconds: simulated seconds between task switches; ``None``: one task per episode.
+    :param task_switch_jitter: relative jitter of each period, ``U(-j, j)``; 0 (off) by default.
+    :param task_in_obs: append :meth:`task_features` of the task in force to the observation (oracle).
+    :param kwargs: passed to the Gymnasium v5 class (``xml_file``, ``frame_skip``, reward weights,
+        ``reset_noise_scale``, ``render_mode``, ...).
+
+    Every ``info`` carries ``"task"`` (the task in force for this step's dynamics and reward),
+    ``"task_switched"`` (``True`` on the step that opened a new task period) and ``"physics_diverged"``.
+    """
+
+    _task: Task
+    _schedule: TaskSchedule
+
+    def __init__(
+        self,
+        task_switch_seconds: float | None = 15.0,
+        task_switch_jitter: float = 0.0,
+        task_in_obs: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)  # the Gymnasium v5 robot, with its own arguments
+        # The v5 class recorded only its own arguments for pickling; record ours too (subclasses with extra
+        # arguments record again, after this).
+        utils.EzPickle.__init__(
+            self,
+            task_switch_seconds=task_switch_seconds,
+            task_switch_jitter=task_switch_jitter,
+            task_in_obs=task_in_obs,
+            **kwargs,
+        )
+        self._prepare_model()
+        self._schedule = TaskSchedule(task_switch_seconds, self.dt, task_switch_jitter)
+        self._task_in_obs = bool(task_in_obs)
+        self._initial_task = None
+        self._task = self._draw_task()
+        self._apply_task()
+        self._task_obs = self.task_features(self._task)
+        if self._task_in_obs:
+            base = self.observation_space
+            n = self._task_obs.size
+            self.observation_space = Box(
+                low=np.concatenate([base.low, np.full(n, -np.inf)]),
+                high=np.concatenate([base.high, np.full(n, np.inf)]),
+                dtype=base.dtype,
+            )
+        self._bad_qacc = self.data.warning[mujoco.mjtWarning.mjWARN_BADQACC]
+        self._last_obs = np.zeros(self.observation_space.shape, dtype=self.observation_space.dtype)
+
+    # ------------------------------------------------------------------ hooks for subclasses
+    def _prepare_model(self) -> None:
+        """Once, after the robot is built and before the first task: index what tasks edit, keep defaults."""
+
+    def _draw_task(self) -> Task:
+        """One task drawn with ``self.np_random``."""
+        raise NotImplementedError
+
+    def _validate_task(self, task: Any) -> Task:
+        """Return a clean copy of ``task`` or raise ``ValueError`` naming what is wrong."""
+        raise NotImplementedError
+
+    def _apply_task(self) -> None:
+        """Write ``self._task`` into the MuJoCo model (absolute values: edits persist across resets)."""
+        raise NotImplementedError
+
+    def task_features(self, task: Task) -> np.ndarray:
+        """The task as a flat float vector (what ``task_in_obs=True`` appends to the observation)."""
+        raise NotImplementedError
+
+    def termination_fn(self, next_obs: np.ndarray) -> np.ndarray:
+        """Whether each of a batch of observations ``(N, obs_dim)`` ends the episode by the env's health rule.
+
+        For model-based rollouts: the same rule as ``step`` applies to real states. Default: never.
+        """
+        return np.zeros(np.shape(next_obs)[0], dtype=bool)
+
+    # ------------------------------------------------------------------ task API
+    @property
+    def task_switch_seconds(self) -> float | None:
+        return self._schedule.task_switch_seconds
+
+    @property
+    def steps_per_task(self) -> int | None:
+        """``round(task_switch_seconds / dt)``: env steps in one (unjittered) task period."""
+        return self._schedule.steps_per_task
+
+    def sample_tasks(self, n_tasks: int) -> list[Task]:
+        """Draw ``n_tasks`` tasks from the env's task distribution (with the env's ``np_random``)."""
+        if not isinstance(n_tasks, (int, np.integer)) or n_tasks < 0:
+            raise ValueError(f"n_tasks must be a non-negative integer, got {n_tasks!r}")
+        return [self._draw_task() for _ in range(int(n_tasks))]
+
+    def set_task(self, task: Task) -> None:
+        """Put ``task`` in force now; it holds until the next scheduled switch or ``reset``."""
+        self._task = self._validate_task(task)
+        self._apply_task()
+        self._task_obs = self.task_features(self._task)
+
+    def get_task(self) -> Task:
+        """A copy of the task in force (task values are immutable, so a shallow copy is a full one)."""
+        return dict(self._task)
+
+    # ------------------------------------------------------------------ Gymnasium API
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        """Reset the robot and draw the first task (or take ``options["task"]``)."""
+        self._initial_task = None if options is None else options.get("task")
+        return super().reset(seed=seed, options=options)
+
+    def reset_model(self) -> np.ndarray:
+        # Runs inside MujocoEnv.reset after seeding, so a seed fixes the whole task sequence; the task is put
+        # in force before the base class places the robot, so the first observation already sees it.
+        self._schedule.reset(self.np_random)
+        self.set_task(self._draw_task() if self._initial_task is None else self._initial_task)
+        self._last_obs = self._observe(super().reset_model())
+        return self._last_obs
+
+    def _get_reset_info(self) -> dict[str, Any]:
+        info = super()._get_reset_info()
+        info.update(task=self.get_task(), task_switched=False, physics_diverged=False)
+        return info
+
+    def step(self, action):
+        action = self._validated_action(action)
+        switched = self._schedule.step(self.np_random)
+        if switched:
+            self.set_task(self._draw_task())
+        bad_qacc_before = self._bad_qacc.number
+        obs, reward, terminated, truncated, info = super().step(action)
+        obs = self._observe(obs)
+        # MuJoCo resets the state by itself on a bad acceleration (warning BADQACC): a silent teleport we flag too.
+        diverged = (
+            self._bad_qacc.number != bad_qacc_before or not np.isfinite(obs).all() or not np.isfinite(reward)
+        )
+        if diverged:
+            obs, reward, terminated = self._last_obs, 0.0, True
+        self._last_obs = obs
+        info["task"] = self.get_task()
+        info["task_switched"] = switched
+        info["physics_diverged"] = diverged
+        return obs, reward, terminated, truncated, info
+
+    # ------------------------------------------------------------------ helpers
+    def _observe(self, obs: np.ndarray) -> np.ndarray:
+        return np.concatenate([obs, self._task_obs]) if self._task_in_obs else obs
+
+    def _validated_action(self, action: Any) -> np.ndarray:
+        action = np.asarray(action, dtype=np.float64)
+        if action.shape != self.action_space.shape:
+            raise ValueError(
+                f"{type(self).__name__}: action has shape {action.shape}, expected {self.action_space.shape}"
+            )
+        if not np.isfinite(action).all():
+            raise ValueError(f"{type(self).__name__}: action contains non-finite values: {action}")
+        return action
+
+
+def check_choice(name: str, value: Any, choices: tuple) -> Any:
+    """``value`` if it is one of ``choices``; a ``ValueError`` naming ``name`` otherwise."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) or value not in choices:
+        raise ValueError(f"task[{name!r}] must be one of {choices}, got {value!r}")
+    return type(choices[0])(value)
+
+
+def check_task_keys(task: Any, keys: tuple[str, ...]) -> None:
+    """Raise ``ValueError`` unless ``task`` is a dict with exactly ``keys``."""
+    if not isinstance(task, dict) or set(task) != set(keys):
+        got = sorted(task) if isinstance(task, dict) else type(task).__name__
+        raise ValueError(f"a task must be a dict with keys {sorted(keys)}, got {got}")
+
+
+def check_range(name: str, value: tuple[float, float], positive: bool = False) -> tuple[float, float]:
+    """Validate a ``(low, high)`` constructor argument."""
+    try:
+        low, high = (float(v) for v in value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a pair (low, high) of numbers, got {value!r}") from None
+    if not (np.isfinite(low) and np.isfinite(high) and low <= high):
+        raise ValueError(f"{name} must be finite with low <= high, got {value!r}")
+    if low < 0 or (positive and low == 0):
+        raise ValueError(f"{name} must be {'positive' if positive else 'non-negative'}, got {value!r}")
+    return low, high
