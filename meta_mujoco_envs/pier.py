@@ -1,0 +1,157 @@
+"""``HalfCheetahPier-v0``: Gymnasium's cheetah running on a pier of floating blocks of random damping and friction."""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from gymnasium import utils
+from gymnasium.envs.mujoco.half_cheetah_v5 import HalfCheetahEnv
+from gymnasium.spaces import Box
+
+from meta_mujoco_envs.base import NonStationaryTaskEnv, Task, check_range, check_task_keys
+
+CHEETAH_NQ = 9  # the cheetah's joints come first in the MJCF: qpos[0:9], qvel[0:9]
+TASK_KEYS = ("damping", "friction")
+
+
+def pier_xml_path() -> str:
+    """Path of the pier's MJCF: installed as package data ``meta_mujoco_envs.assets``, or in a source checkout."""
+    try:
+        return str(resources.files("meta_mujoco_envs.assets") / "half_cheetah_pier.xml")
+    except ModuleNotFoundError:  # running from a source checkout that was not pip-installed
+        return str(Path(__file__).resolve().parents[1] / "assets" / "half_cheetah_pier.xml")
+
+
+class HalfCheetahPierEnv(NonStationaryTaskEnv, HalfCheetahEnv):
+    """
+    ## Description
+    Gymnasium's ``HalfCheetah-v5`` cheetah (same bodies, masses, joints and actuators) runs over a pier of
+    8 blocks floating on water (M3PO's *Halfcheetah-pier*, after learning_to_adapt's blocks env). Each block
+    is a 4 m box on a vertical spring (travel ±0.15 m) that sinks and bounces when stepped on; each has its
+    own damping and friction, so the dynamics change as the cheetah runs from block to block, and change
+    again when the task is redrawn. The blocks are moved by whole pier lengths (32 m) to stay within 16 m of
+    the cheetah, so the pier never runs out, forwards or backwards (the pattern of blocks repeats every
+    32 m); this costs one vectorised comparison per step.
+
+    ## Action Space
+    ``Box(-1, 1, (6,), float32)``, as ``HalfCheetah-v5``.
+
+    ## Observation Space
+    ``Box(-inf, inf, (17,), float64)``: the cheetah's ``HalfCheetah-v5`` observation (its ``qpos[1:9]`` and
+    ``qvel[0:9]``); the blocks' states are hidden. With ``task_in_obs=True`` 16 more entries: the 8 dampings
+    and the 8 frictions of the blocks in slot order.
+
+    ## Rewards
+    As ``HalfCheetah-v5``: ``forward_reward_weight * x_velocity - ctrl_cost_weight * sum(action**2)``.
+
+    ## Task and its switching
+    ``{"damping": (d_0, ..., d_7), "friction": (f_0, ..., f_7)}``: block ``j``'s slide-joint damping
+    (N·s/m) and sliding friction, each drawn uniformly in ``block_damping_range`` (default ``(0, 50)``:
+    damping ratios from 0, bouncy, to about 0.75) and ``block_friction_range`` (default ``(0.2, 1.0)``;
+    the cheetah's own is 0.4, and a contact takes the block's). Drawn at ``reset``, as in the paper, and
+    redrawn every ``round(task_switch_seconds / dt)`` steps (15 s = 300 steps at dt 0.05) like the other
+    environments; ``task_switch_seconds=None`` keeps one pier per episode, the paper's setting.
+    ``info["task"]``, ``info["task_switched"]`` and the task API as in ``HalfCheetahFwdBwd-v0``.
+
+    ## Starting State
+    As ``HalfCheetah-v5`` (uniform noise of ``reset_noise_scale`` = 0.1 on positions, normal on
+    velocities), applied to the blocks' heights and velocities too; the cheetah stands on block 3.
+
+    ## Episode End
+    Truncation at 1000 steps (50 s, 3 switches); no termination, except when the physics diverges
+    (``info["physics_diverged"]``).
+
+    ## Arguments
+    ``block_damping_range`` ((0, 50)), ``block_friction_range`` ((0.2, 1.0)), ``task_switch_seconds`` (15.0),
+    ``task_switch_jitter`` (0.0), ``task_in_obs`` (False), and every ``HalfCheetah-v5`` argument
+    (``xml_file`` defaults to the pier's MJCF in ``assets/``).
+
+    ## Version History
+    * v0: initial version.
+    """
+
+    def __init__(
+        self,
+        block_damping_range: tuple[float, float] = (0.0, 50.0),
+        block_friction_range: tuple[float, float] = (0.2, 1.0),
+        xml_file: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self._ranges = {
+            "damping": check_range("block_damping_range", block_damping_range),
+            "friction": check_range("block_friction_range", block_friction_range, positive=True),
+        }
+        super().__init__(xml_file=xml_file or pier_xml_path(), **kwargs)
+        utils.EzPickle.__init__(
+            self,
+            block_damping_range=block_damping_range,
+            block_friction_range=block_friction_range,
+            xml_file=xml_file,
+            **kwargs,
+        )
+
+    @property
+    def task_ranges(self) -> dict[str, tuple[float, float]]:
+        """The declared range of each block property."""
+        return dict(self._ranges)
+
+    def _prepare_model(self) -> None:
+        model = self.model
+        self._block_bodies = np.array([b for b in range(model.nbody) if model.body(b).name.startswith("block_")])
+        if self._block_bodies.size == 0:
+            raise ValueError("the pier's MJCF has no bodies named block_*")
+        self.n_blocks = self._block_bodies.size
+        self._block_dofs = model.body_dofadr[self._block_bodies]
+        self._block_geoms = np.array([model.body_geomadr[b] for b in self._block_bodies])
+        self._initial_block_x = model.body_pos[self._block_bodies, 0].copy()
+        pitch = np.diff(np.sort(self._initial_block_x))
+        self.pier_length = float(pitch.mean() * self.n_blocks)  # recycling period
+        # HalfCheetah-v5 sized its observation from all joints; the observation is the cheetah's alone.
+        self.observation_space = Box(low=-np.inf, high=np.inf, shape=(2 * CHEETAH_NQ - 1,), dtype=np.float64)
+
+    def _draw_task(self) -> Task:
+        return {key: tuple(self.np_random.uniform(*self._ranges[key], size=self.n_blocks).tolist()) for key in TASK_KEYS}
+
+    def _validate_task(self, task: Any) -> Task:
+        check_task_keys(task, TASK_KEYS)
+        clean = {}
+        for key in TASK_KEYS:
+            values, (low, high) = np.asarray(task[key], dtype=np.float64), self._ranges[key]
+            if values.shape != (self.n_blocks,) or not (np.isfinite(values).all() and (low <= values).all() and (values <= high).all()):
+                raise ValueError(f"task[{key!r}] must be {self.n_blocks} numbers in [{low}, {high}], got {task[key]!r}")
+            clean[key] = tuple(values.tolist())
+        return clean
+
+    def _apply_task(self) -> None:
+        self.model.dof_damping[self._block_dofs] = self._task["damping"]
+        self.model.geom_friction[self._block_geoms, 0] = self._task["friction"]
+
+    def task_features(self, task: Task) -> np.ndarray:
+        return np.concatenate([task["damping"], task["friction"]])
+
+    def _get_obs(self) -> np.ndarray:
+        return np.concatenate([self.data.qpos[1:CHEETAH_NQ], self.data.qvel[:CHEETAH_NQ]])
+
+    def reset_model(self) -> np.ndarray:
+        self.model.body_pos[self._block_bodies, 0] = self._initial_block_x  # body positions outlive mj_resetData
+        return super().reset_model()
+
+    def do_simulation(self, ctrl, n_frames) -> None:
+        self._recycle_blocks()
+        super().do_simulation(ctrl, n_frames)
+
+    def _recycle_blocks(self) -> None:
+        """Move every block by whole pier lengths into ``[x - L/2, x + L/2)`` around the cheetah's ``x``."""
+        x = self.data.qpos[0]
+        block_x = self.model.body_pos[self._block_bodies, 0]
+        # Whole-length shifts: exactly 0 for a block already in range, so positions never drift.
+        shift = np.floor((x - block_x + 0.5 * self.pier_length) / self.pier_length) * self.pier_length
+        if shift.any():
+            self.model.body_pos[self._block_bodies, 0] = block_x + shift
+
+    def block_heights(self) -> np.ndarray:
+        """Vertical displacement of each block from its rest height (m), in slot order."""
+        return self.data.qpos[self.model.jnt_qposadr[self.model.body_jntadr[self._block_bodies]]].copy()
