@@ -1,0 +1,437 @@
+"""
+Return-discrepancy bounds of the M3PO paper (Hiraoka et al., 2021, appendix A.1-A.3), and an exact check of
+them on finite MDPs.
+
+The bounds say how far the return of a policy ``pi`` in the real MDP can be from its return estimated with a
+learned model ``p_theta``, when the model is rolled out from states of a data policy ``pi_D``:
+
+- :func:`full_rollout_bound`: Janner et al. (2019), Theorem 4.1 (full model rollouts from the start state);
+- :func:`janner_branched_bound`: Janner et al. (2019), Theorem 4.2 (k-step rollouts branched from real states);
+- :func:`branched_rollout_bound`: the paper's Theorem 3 / Theorem 2 closed form, exactly as printed (eq. 11, 24);
+- :func:`branched_rollout_bound_sum`: the sum that closed form was derived from (first line of eq. 20);
+- :func:`corollary1_model_terms`: the model-error terms compared by Corollary 1 (eq. 25-27).
+
+:func:`check_bounds` computes, for a finite MDP, the true return, the model returns (branched as in eqs. 4-8, and
+full), ``eps_m`` and ``eps_pi`` by their definitions, and every bound. ``python -m m3po_sb3.theory`` runs it on
+random MDPs and prints how often each bound held; see ``docs/theory.md``.
+
+Throughout, ``eps_m`` is an expected total-variation distance between the real and the model dynamics under the
+data distribution, ``eps_pi`` a maximal total-variation distance between ``pi`` and ``pi_D``, and ``r_max`` a bound
+on ``|r(s, a)|``.
+"""
+
+import argparse
+import math
+import numbers
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+BOUND_NAMES = ("full_rollout", "janner_branched", "branched", "branched_sum")
+# The infinite horizon is truncated at the first T with gamma**T * r_max / (1 - gamma) below this.
+TRUNCATION_ERROR = 1e-10
+# A bound "held" when gap <= bound + BOUND_TOLERANCE (covers the truncation and float round-off).
+BOUND_TOLERANCE = 1e-9
+_ROW_SUM_ATOL = 1e-8
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The bounds
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _check_gamma(gamma: float) -> float:
+    if isinstance(gamma, bool) or not isinstance(gamma, numbers.Real) or not 0.0 <= gamma < 1.0:
+        raise ValueError(f"gamma must be a real number in [0, 1) (the returns diverge at 1), got {gamma!r}")
+    return float(gamma)
+
+
+def _check_k(k: int) -> int:
+    # k = 0 builds no model dataset at all (seed, A.1 and footnote 4), so it is excluded.
+    if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1:
+        raise ValueError(f"k must be a positive integer (k = 0 generates no model data), got {k!r}")
+    return int(k)
+
+
+def _check_nonnegative(name: str, value: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0.0 <= value < math.inf:
+        raise ValueError(f"{name} must be a finite non-negative number (a distance), got {value!r}")
+    return float(value)
+
+
+def _check_r_max(r_max: float) -> float:
+    if isinstance(r_max, bool) or not isinstance(r_max, numbers.Real) or not 0.0 < r_max < math.inf:
+        raise ValueError(f"r_max must be a finite positive number (a bound on |r|), got {r_max!r}")
+    return float(r_max)
+
+
+def full_rollout_bound(gamma: float, eps_m: float, eps_pi: float, r_max: float) -> float:
+    """
+    Janner et al. (2019), Theorem 4.1: for model rollouts that start at the initial state and never stop,
+    ``E_pi[R] >= E_model[R] - C`` with
+
+    ``C = 2 r_max (gamma (eps_m + 2 eps_pi) / (1 - gamma)^2 + 2 eps_pi / (1 - gamma))``.
+
+    This is the form published by Janner et al. The seed prints it (eq. 2 and 23) with ``eps_m`` in place of
+    ``eps_pi`` in the second term, which contradicts its own Corollary 1 (eq. 25 keeps only
+    ``2 gamma eps_m r_max / (1 - gamma)^2`` as the model term of this bound); the printed variant exceeds this one
+    by ``4 r_max (eps_m - eps_pi) / (1 - gamma)``.
+
+    :param gamma: discount factor in [0, 1)
+    :param eps_m: model error, ``max_t E_{s_t, a_t ~ pi_D}[D_TV(p || p_theta)]``
+    :param eps_pi: policy divergence, ``max_s D_TV(pi || pi_D)``
+    :param r_max: bound on the absolute reward
+    :return: the return discrepancy ``C``
+    """
+    gamma = _check_gamma(gamma)
+    eps_m, eps_pi = _check_nonnegative("eps_m", eps_m), _check_nonnegative("eps_pi", eps_pi)
+    r_max = _check_r_max(r_max)
+    return 2.0 * r_max * (gamma * (eps_m + 2.0 * eps_pi) / (1.0 - gamma) ** 2 + 2.0 * eps_pi / (1.0 - gamma))
+
+
+def janner_branched_bound(gamma: float, k: int, eps_m: float, eps_pi: float, r_max: float) -> float:
+    """
+    Janner et al. (2019), Theorem 4.2 (seed eq. 3): for k-step model rollouts branched from real states,
+
+    ``C = 2 r_max (gamma^(k+1) eps_pi / (1 - gamma)^2 + (gamma^k + 2) eps_pi / (1 - gamma)
+    + k (eps_m + 2 eps_pi) / (1 - gamma))``.
+
+    The seed argues that its derivation lets each time step depend on a single branch, whereas a model dataset
+    that keeps every intermediate step (eqs. 4-8) mixes several; :func:`check_bounds` measures it against the
+    latter, which is how it is used in practice.
+
+    :param gamma: discount factor in [0, 1)
+    :param k: rollout length, a positive integer
+    :param eps_m: model error, ``max_t E_{s_t, a_t ~ pi_D}[D_TV(p || p_theta)]``
+    :param eps_pi: policy divergence, ``max_s D_TV(pi || pi_D)``
+    :param r_max: bound on the absolute reward
+    :return: the return discrepancy ``C``
+    """
+    gamma, k = _check_gamma(gamma), _check_k(k)
+    eps_m, eps_pi = _check_nonnegative("eps_m", eps_m), _check_nonnegative("eps_pi", eps_pi)
+    r_max = _check_r_max(r_max)
+    return (
+        2.0
+        * r_max
+        * (
+            gamma ** (k + 1) * eps_pi / (1.0 - gamma) ** 2
+            + (gamma**k + 2.0) * eps_pi / (1.0 - gamma)
+            + k * (eps_m + 2.0 * eps_pi) / (1.0 - gamma)
+        )
+    )
+
+
+def branched_rollout_bound(gamma: float, k: int, eps_m: float, eps_pi: float, r_max: float) -> float:
+    """
+    The paper's Theorem 3 (eq. 11), which is also Theorem 2 on the history MDP (eq. 24), exactly as printed:
+
+    ``C = r_max ((1 + gamma^2) / (1 - gamma)^2 * 2 eps_pi
+    + (gamma - k gamma^k + (k - 1) gamma^(k+1)) / (1 - gamma)^2 * (eps_pi + eps_m)
+    + (gamma^k - gamma) / (gamma - 1) * (eps_pi + eps_m)
+    + gamma^k / (1 - gamma) * (k + 1) (eps_pi + eps_m))``.
+
+    It is *not* equal to the sum it was derived from (:func:`branched_rollout_bound_sum`, first line of eq. 20):
+    the last step of eq. 20 writes ``2 eps_pi + 2 gamma eps_pi / (1 - gamma)^2`` as
+    ``2 eps_pi (1 + gamma^2) / (1 - gamma)^2`` where it is ``2 eps_pi (1 - gamma + gamma^2) / (1 - gamma)^2``, so
+
+    ``branched_rollout_bound - branched_rollout_bound_sum = 2 r_max gamma eps_pi / (1 - gamma)^2 >= 0``.
+
+    The printed form is therefore looser by that amount (zero iff ``gamma == 0`` or ``eps_pi == 0``), and still a
+    valid bound wherever the sum is. Both terms with ``gamma^k - gamma`` vanish at ``k = 1``.
+
+    :param gamma: discount factor in [0, 1)
+    :param k: rollout length, a positive integer
+    :param eps_m: model error, ``max_t E_{s_t, a_t ~ pi_D}[D_TV(p || p_theta)]``
+    :param eps_pi: policy divergence, ``max_s D_TV(pi || pi_D)``
+    :param r_max: bound on the absolute reward
+    :return: the return discrepancy ``C``
+    """
+    gamma, k = _check_gamma(gamma), _check_k(k)
+    eps_m, eps_pi = _check_nonnegative("eps_m", eps_m), _check_nonnegative("eps_pi", eps_pi)
+    r_max = _check_r_max(r_max)
+    eps = eps_pi + eps_m
+    return r_max * (
+        (1.0 + gamma**2) / (1.0 - gamma) ** 2 * 2.0 * eps_pi
+        + (gamma - k * gamma**k + (k - 1) * gamma ** (k + 1)) / (1.0 - gamma) ** 2 * eps
+        + (gamma**k - gamma) / (gamma - 1.0) * eps
+        + gamma**k / (1.0 - gamma) * (k + 1) * eps
+    )
+
+
+def branched_rollout_bound_sum(gamma: float, k: int, eps_m: float, eps_pi: float, r_max: float) -> float:
+    """
+    The sum the paper's Theorem 3 was derived from (first line of eq. 20, from eqs. 12, 13, 16 and 19):
+
+    ``C = r_max (2 eps_pi + sum_{t=1}^{k-1} gamma^t (2 t eps_pi + (t + 1) eps)
+    + sum_{t=k}^{inf} gamma^t (2 t eps_pi + (k + 1) eps))`` with ``eps = eps_pi + eps_m``.
+
+    The finite part is summed term by term; the tail uses ``sum_{t>=k} gamma^t = gamma^k / (1 - gamma)`` and
+    ``sum_{t>=k} t gamma^t = gamma^k (k (1 - gamma) + gamma) / (1 - gamma)^2``, so nothing is truncated.
+    In closed form it equals :func:`branched_rollout_bound` minus ``2 r_max gamma eps_pi / (1 - gamma)^2``.
+
+    :param gamma: discount factor in [0, 1)
+    :param k: rollout length, a positive integer
+    :param eps_m: model error, ``max_t E_{s_t, a_t ~ pi_D}[D_TV(p || p_theta)]``
+    :param eps_pi: policy divergence, ``max_s D_TV(pi || pi_D)``
+    :param r_max: bound on the absolute reward
+    :return: the return discrepancy ``C``
+    """
+    gamma, k = _check_gamma(gamma), _check_k(k)
+    eps_m, eps_pi = _check_nonnegative("eps_m", eps_m), _check_nonnegative("eps_pi", eps_pi)
+    r_max = _check_r_max(r_max)
+    eps = eps_pi + eps_m
+    head = sum(gamma**t * (2.0 * t * eps_pi + (t + 1) * eps) for t in range(1, k))
+    tail_geometric = gamma**k / (1.0 - gamma)
+    tail_arithmetic = gamma**k * (k * (1.0 - gamma) + gamma) / (1.0 - gamma) ** 2
+    tail = 2.0 * eps_pi * tail_arithmetic + (k + 1) * eps * tail_geometric
+    return r_max * (2.0 * eps_pi + head + tail)
+
+
+def corollary1_model_terms(gamma: float, eps_m: float, r_max: float) -> Tuple[float, float]:
+    """
+    Corollary 1 (A.3): the terms of Theorem 1's and Theorem 2's (at ``k = 1``) discrepancies that depend on the
+    model error,
+
+    ``C_Th1,m = 2 r_max gamma eps_m / (1 - gamma)^2`` (eq. 25) and ``C_Th2,m = 2 r_max gamma eps_m / (1 - gamma)``
+    (eq. 26), so that ``C_Th2,m - C_Th1,m = -2 r_max gamma^2 eps_m / (1 - gamma)^2 <= 0`` (eq. 27).
+
+    :param gamma: discount factor in [0, 1)
+    :param eps_m: model error
+    :param r_max: bound on the absolute reward
+    :return: the pair ``(C_Th1,m, C_Th2,m)``
+    """
+    gamma, eps_m, r_max = _check_gamma(gamma), _check_nonnegative("eps_m", eps_m), _check_r_max(r_max)
+    return 2.0 * r_max * gamma * eps_m / (1.0 - gamma) ** 2, 2.0 * r_max * gamma * eps_m / (1.0 - gamma)
+
+
+def all_bounds(gamma: float, k: int, eps_m: float, eps_pi: float, r_max: float) -> Dict[str, float]:
+    """
+    Every bound at one point, keyed by :data:`BOUND_NAMES`.
+
+    :param gamma: discount factor in [0, 1)
+    :param k: rollout length, a positive integer
+    :param eps_m: model error
+    :param eps_pi: policy divergence
+    :param r_max: bound on the absolute reward
+    :return: ``{"full_rollout": ..., "janner_branched": ..., "branched": ..., "branched_sum": ...}``
+    """
+    return {
+        "full_rollout": full_rollout_bound(gamma, eps_m, eps_pi, r_max),
+        "janner_branched": janner_branched_bound(gamma, k, eps_m, eps_pi, r_max),
+        "branched": branched_rollout_bound(gamma, k, eps_m, eps_pi, r_max),
+        "branched_sum": branched_rollout_bound_sum(gamma, k, eps_m, eps_pi, r_max),
+    }
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The exact check on finite MDPs
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BoundCheck:
+    """
+    What :func:`check_bounds` measured on one finite MDP. The returns are expected discounted returns; the
+    branched model return follows eqs. 4-8, the full model return rolls ``pi`` on ``p_theta`` from the start.
+
+    :param true_return: return of ``pi`` in the real MDP
+    :param branched_model_return: model return under k-step branched rollouts that keep every step (eqs. 4-8)
+    :param full_model_return: model return of ``pi`` rolled out on ``p_theta`` from the initial distribution
+    :param eps_m: ``max_{t<T} E_{s_t ~ p_piD, a_t ~ pi_D}[D_TV(p(.|s_t, a_t) || p_theta(.|s_t, a_t))]``
+    :param eps_pi: ``max_s D_TV(pi(.|s) || pi_D(.|s))``
+    :param r_max: the reward bound used in the bounds
+    :param gamma: discount factor
+    :param k: rollout length
+    :param horizon: the truncation T of the infinite sums and of the max over t
+    :param bounds: every bound at ``(gamma, k, eps_m, eps_pi, r_max)``, keyed by :data:`BOUND_NAMES`
+    """
+
+    true_return: float
+    branched_model_return: float
+    full_model_return: float
+    eps_m: float
+    eps_pi: float
+    r_max: float
+    gamma: float
+    k: int
+    horizon: int
+    bounds: Dict[str, float] = field(default_factory=dict)
+
+    @property
+    def branched_gap(self) -> float:
+        """``|true return - branched model return|``, what Theorems 3 and 4.2 bound."""
+        return abs(self.true_return - self.branched_model_return)
+
+    @property
+    def full_gap(self) -> float:
+        """``|true return - full model return|``, what Theorem 4.1 bounds."""
+        return abs(self.true_return - self.full_model_return)
+
+    def gap(self, name: str) -> float:
+        """
+        :param name: one of :data:`BOUND_NAMES`
+        :return: the return gap that bound speaks of
+        """
+        if name not in self.bounds:
+            raise ValueError(f"unknown bound {name!r}, expected one of {BOUND_NAMES}")
+        return self.full_gap if name == "full_rollout" else self.branched_gap
+
+    def held(self, name: str) -> bool:
+        """
+        :param name: one of :data:`BOUND_NAMES`
+        :return: whether the gap is within the bound (up to :data:`BOUND_TOLERANCE`)
+        """
+        return self.gap(name) <= self.bounds[name] + BOUND_TOLERANCE
+
+    def ratio(self, name: str) -> float:
+        """
+        :param name: one of :data:`BOUND_NAMES`
+        :return: ``gap / bound`` (how tight the bound is; above 1 means violated); 0 when both are 0
+        """
+        gap, bound = self.gap(name), self.bounds[name]
+        if bound > 0.0:
+            return gap / bound
+        return 0.0 if gap <= BOUND_TOLERANCE else math.inf
+
+
+def _as_array(name: str, value: np.ndarray, shape: Tuple[int, ...]) -> np.ndarray:
+    array = np.asarray(value, dtype=np.float64)
+    if array.shape != shape:
+        raise ValueError(f"{name} must have shape {shape}, got {array.shape}")
+    if not np.all(np.isfinite(array)):
+        raise ValueError(f"{name} contains NaN or inf")
+    return array
+
+
+def _as_distribution(name: str, value: np.ndarray, shape: Tuple[int, ...]) -> np.ndarray:
+    array = _as_array(name, value, shape)
+    if np.any(array < 0.0):
+        raise ValueError(f"{name} has negative probabilities")
+    if not np.allclose(array.sum(axis=-1), 1.0, rtol=0.0, atol=_ROW_SUM_ATOL):
+        raise ValueError(f"{name} must sum to 1 over its last axis (a distribution per row)")
+    return array
+
+
+def truncation_horizon(gamma: float, r_max: float) -> int:
+    """
+    The smallest ``T >= 1`` with ``gamma^T r_max / (1 - gamma) < TRUNCATION_ERROR``: dropping the steps
+    ``t >= T`` moves any return by less than that.
+
+    :param gamma: discount factor in [0, 1)
+    :param r_max: bound on the absolute reward
+    :return: the horizon T
+    """
+    gamma, r_max = _check_gamma(gamma), _check_r_max(r_max)
+    if gamma == 0.0:
+        return 1
+    horizon = max(1, math.ceil(math.log(TRUNCATION_ERROR * (1.0 - gamma) / r_max) / math.log(gamma)))
+    while gamma**horizon * r_max / (1.0 - gamma) >= TRUNCATION_ERROR:  # guard the log's round-off
+        horizon += 1
+    return horizon
+
+
+def _state_marginals(initial: np.ndarray, state_transition: np.ndarray, horizon: int) -> np.ndarray:
+    """Rows t = 0..horizon-1 of ``initial @ state_transition^t``, by doubling (log2(horizon) products)."""
+    marginals, power = initial[None, :], state_transition
+    while len(marginals) < horizon:
+        marginals = np.concatenate([marginals, marginals @ power])
+        power = power @ power
+    return marginals[:horizon]
+
+
+def check_bounds(
+    transitions: np.ndarray,
+    rewards: np.ndarray,
+    initial: np.ndarray,
+    gamma: float,
+    data_policy: np.ndarray,
+    policy: np.ndarray,
+    model: np.ndarray,
+    k: int,
+    r_max: Optional[float] = None,
+) -> BoundCheck:
+    """
+    Compute exactly, on a finite MDP, both sides of every bound.
+
+    - True return and full model return: ``mu_0 (I - gamma P_pi)^-1 r_pi`` (a linear solve, exact).
+    - Branched model return (eqs. 4-8): the t = 0 term uses ``p_piD(s_0, a_0)`` (data-policy actions); at
+      ``t >= 1`` it averages, over the ``n = 1..min(t, k)`` branches that reach t, the time-t state distribution
+      ``p_piD(s_{t-n}) (P_theta^pi)^n`` of a branch rooted at time ``t - n`` in the data's time-``(t - n)``
+      marginal (footnote 3: states carry their time step) and rolled n steps with ``pi`` on ``p_theta``. Eq. 7-8
+      stop at ``s_t``; the action at t is drawn from ``pi``, as in the rollouts that store it.
+    - ``eps_m``: the max over ``t < T`` of the expected TV distance under ``p_piD(s_t) pi_D(a_t|s_t)``;
+      ``eps_pi``: the max over every state of the TV distance between the policies.
+
+    The sums over t and the max over t stop at ``T = truncation_horizon(gamma, r_max)``, which changes the
+    returns by less than 1e-10 and leaves every bound valid: the truncated gap only involves the model error at
+    ``t < T``.
+
+    :param transitions: real dynamics ``p(s'|s, a)``, shape (S, A, S)
+    :param rewards: ``r(s, a)``, shape (S, A)
+    :param initial: initial state distribution, shape (S,)
+    :param gamma: discount factor in [0, 1)
+    :param data_policy: ``pi_D(a|s)``, shape (S, A)
+    :param policy: ``pi(a|s)``, shape (S, A)
+    :param model: ``p_theta(s'|s, a)``, shape (S, A, S)
+    :param k: rollout length, a positive integer
+    :param r_max: reward bound for the bounds, at least ``max |r|``; defaults to ``max |r|`` (the tightest)
+    :return: the measured returns, errors and bounds
+    """
+    gamma, k = _check_gamma(gamma), _check_k(k)
+    transitions = np.asarray(transitions, dtype=np.float64)
+    if transitions.ndim != 3 or transitions.shape[0] != transitions.shape[2]:
+        raise ValueError(f"transitions must have shape (S, A, S), got {transitions.shape}")
+    n_states, n_actions = transitions.shape[:2]
+    transitions = _as_distribution("transitions", transitions, (n_states, n_actions, n_states))
+    model = _as_distribution("model", model, (n_states, n_actions, n_states))
+    initial = _as_distribution("initial", initial, (n_states,))
+    data_policy = _as_distribution("data_policy", data_policy, (n_states, n_actions))
+    policy = _as_distribution("policy", policy, (n_states, n_actions))
+    rewards = _as_array("rewards", rewards, (n_states, n_actions))
+    reward_scale = float(np.max(np.abs(rewards)))
+    if r_max is None:
+        if reward_scale == 0.0:
+            raise ValueError("rewards are all zero: pass r_max > 0 explicitly")
+        r_max = reward_scale
+    r_max = _check_r_max(r_max)
+    if r_max < reward_scale:
+        raise ValueError(f"r_max={r_max} is below max |r| = {reward_scale}")
+
+    horizon = truncation_horizon(gamma, r_max)
+    real_pi = np.einsum("sa,sax->sx", policy, transitions)
+    model_pi = np.einsum("sa,sax->sx", policy, model)
+    real_data = np.einsum("sa,sax->sx", data_policy, transitions)
+    reward_pi = np.sum(policy * rewards, axis=1)
+    identity = np.eye(n_states)
+    true_return = float(initial @ np.linalg.solve(identity - gamma * real_pi, reward_pi))
+    full_model_return = float(initial @ np.linalg.solve(identity - gamma * model_pi, reward_pi))
+
+    marginals = _state_marginals(initial, real_data, horizon)  # p_piD(s_t), t = 0..T-1
+    model_tv = 0.5 * np.sum(np.abs(transitions - model), axis=2)
+    eps_m = float(np.max(marginals @ np.sum(data_policy * model_tv, axis=1)))
+    eps_pi = float(np.max(0.5 * np.sum(np.abs(policy - data_policy), axis=1)))
+
+    # step_rewards[t] sums, over the branches reaching t, the expected reward of a branch rolled n steps.
+    step_rewards = np.zeros(horizon)
+    value = reward_pi
+    for n in range(1, min(k, horizon - 1) + 1):
+        value = model_pi @ value  # (P_theta^pi)^n r_pi
+        step_rewards[n:] += marginals[: horizon - n] @ value
+    times = np.arange(horizon)
+    step_rewards[1:] /= np.minimum(times[1:], k)  # the averages of eqs. 5 and 6
+    step_rewards[0] = initial @ np.sum(data_policy * rewards, axis=1)
+    branched_model_return = float(np.sum(gamma**times * step_rewards))
+
+    return BoundCheck(
+        true_return=true_return,
+        branched_model_return=branched_model_return,
+        full_model_return=full_model_return,
+        eps_m=eps_m,
+        eps_pi=eps_pi,
+        r_max=r_max,
+        gamma=gamma,
+        k=k,
+        horizon=horizon,
+        bounds=all_bounds(gamma, k, eps_m, eps_pi, r_max),
+    )
