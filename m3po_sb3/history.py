@@ -179,8 +179,10 @@ class HistoryObservation(gym.Wrapper):
 
 class HistoryEncoder(th.nn.Module):
     """
-    ``concat(o_t, final GRU state)`` over the ``L`` past steps of a history. Padding is masked: the GRU sees
-    ``[o * mask, a * mask, mask]``, so the values stored in padded slots cannot change the output.
+    ``concat(o_t, final GRU state)`` over the ``L`` past steps of a history. Each GRU step sees a whole
+    transition ``[o_k, a_k, o_{k+1} - o_k, 1]``, so inferring the task (which shows in how ``a_k`` moved the
+    observation) is one step's work rather than a comparison across steps the GRU must learn to remember.
+    Padded steps are multiplied by the mask, so the values stored in padded slots cannot change the output.
 
     :param history_layout: layout of the flat histories
     :param gru_units: size of the GRU state (5 in the paper)
@@ -190,13 +192,14 @@ class HistoryEncoder(th.nn.Module):
         super().__init__()
         self.history_layout = history_layout
         self.features_dim = history_layout.obs_dim + gru_units
-        self.gru = th.nn.GRU(history_layout.obs_dim + history_layout.act_dim + 1, gru_units, batch_first=True)
+        self.gru = th.nn.GRU(2 * history_layout.obs_dim + history_layout.act_dim + 1, gru_units, batch_first=True)
 
     def forward(self, histories: th.Tensor) -> th.Tensor:
         current_obs, past_obs, past_act, mask = self.history_layout.split(histories)
         batch = histories.shape[:-1]
-        mask = mask.unsqueeze(-1)
-        steps = th.cat([past_obs * mask, past_act * mask, mask], dim=-1)
+        next_obs = th.cat([past_obs[..., 1:, :], current_obs.unsqueeze(-2)], dim=-2)
+        steps = th.cat([past_obs, past_act, next_obs - past_obs, th.ones_like(mask).unsqueeze(-1)], dim=-1)
+        steps = steps * mask.unsqueeze(-1)
         _, final_state = self.gru(steps.reshape(-1, *steps.shape[-2:]))
         return th.cat([current_obs, final_state[-1].reshape(*batch, -1)], dim=-1)
 
