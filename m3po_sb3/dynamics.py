@@ -1,0 +1,324 @@
+"""Learned dynamics for M3PO (history-conditioned meta-model) and M2PO (non-adaptive model, seed A.9).
+
+Both are MBPO-style ensembles of ``B`` Gaussian MLPs predicting ``(o_{t+1} - o_t, r_t)``; they differ only in
+:meth:`DynamicsModel._encode`, the features of the history the ensemble conditions on besides ``a_t``.
+
+Design choices:
+
+- One ensemble tensor per layer (weights ``(B, in, out)``, one ``baddbmm`` for all members).
+- Inputs (observations, actions) and targets are normalised with statistics of the training split, kept as
+  registered buffers so ``state_dict`` carries them.
+- The meta-model's GRU is shared by the members: the paper specifies one GRU of five units, a history is
+  then encoded once per row (not ``B`` times) for the batched rollouts, and ``nn.GRU`` is reused as is.
+  Ensemble diversity comes from the members' MLPs and bootstrapped batches.
+- Because the GRU is shared, early stopping keeps the best *whole model* (mean held-out NLL over members);
+  restoring members separately, as MBPO does, would pair heads with a GRU from another epoch.
+"""
+
+import copy
+import math
+from typing import Any, Optional, Union
+
+import numpy as np
+import torch as th
+from stable_baselines3.common.utils import get_device
+from torch import nn
+from torch.nn import functional as F
+
+from m3po_sb3.history import HistoryEncoder, HistoryLayout
+
+# MBPO's initial soft bounds of the (normalised) log-variance and the weight of their penalty in the loss.
+_INITIAL_MAX_LOGVAR = 0.5
+_INITIAL_MIN_LOGVAR = -10.0
+_LOGVAR_BOUND_PENALTY = 0.01
+
+
+class EnsembleLinear(nn.Module):
+    """
+    ``B`` independent affine layers applied with one batched matmul.
+
+    :param ensemble_size: number ``B`` of members
+    :param in_features: input size
+    :param out_features: output size
+    """
+
+    def __init__(self, ensemble_size: int, in_features: int, out_features: int):
+        super().__init__()
+        std = 1.0 / (2.0 * math.sqrt(in_features))  # MBPO's truncated-normal initialisation
+        self.weight = nn.Parameter(nn.init.trunc_normal_(th.empty(ensemble_size, in_features, out_features), std=std, a=-2 * std, b=2 * std))
+        self.bias = nn.Parameter(th.zeros(ensemble_size, 1, out_features))
+
+    def forward(self, x: th.Tensor) -> th.Tensor:
+        """
+        :param x: shape ``(B, N, in_features)``
+        :return: shape ``(B, N, out_features)``
+        """
+        return th.baddbmm(self.bias, x, self.weight)
+
+
+class DynamicsModel(nn.Module):
+    """
+    M2PO's non-adaptive model: an ensemble of Gaussian MLPs on ``(o_t, a_t)`` predicting ``(Δo, r)``.
+
+    :param history_layout: layout of the flat histories the model receives
+    :param ensemble_size: number ``B`` of members
+    :param hidden_units: width of the hidden swish layers
+    :param num_hidden_layers: number of hidden layers
+    :param learning_rate: Adam learning rate
+    :param weight_decay: L2 penalty on the ensemble weights (MBPO uses 2.5e-5 to 1e-4 per layer)
+    :param device: torch device, ``"auto"`` picks CUDA when available
+    :param history_encoder: encoder a subclass applies in :meth:`_encode`; its ``features_dim`` sizes the
+        ensemble input. ``None``: the ensemble sees ``o_t`` alone.
+    """
+
+    def __init__(
+        self,
+        history_layout: HistoryLayout,
+        ensemble_size: int = 3,
+        hidden_units: int = 400,
+        num_hidden_layers: int = 2,
+        learning_rate: float = 1e-3,
+        weight_decay: float = 5e-5,
+        device: Union[th.device, str] = "auto",
+        history_encoder: Optional[HistoryEncoder] = None,
+    ):
+        super().__init__()
+        self.history_layout = history_layout
+        self.ensemble_size = ensemble_size
+        self.history_encoder = history_encoder
+        obs_dim, act_dim = history_layout.obs_dim, history_layout.act_dim
+        self.target_dim = obs_dim + 1  # Δo and r
+        encoding_dim = obs_dim if history_encoder is None else history_encoder.features_dim
+
+        widths = [encoding_dim + act_dim] + [hidden_units] * num_hidden_layers
+        layers: list[nn.Module] = []
+        for in_features, out_features in zip(widths[:-1], widths[1:]):
+            layers += [EnsembleLinear(ensemble_size, in_features, out_features), nn.SiLU()]
+        layers.append(EnsembleLinear(ensemble_size, widths[-1], 2 * self.target_dim))
+        self.ensemble = nn.Sequential(*layers)
+        self.max_logvar = nn.Parameter(th.full((self.target_dim,), _INITIAL_MAX_LOGVAR))
+        self.min_logvar = nn.Parameter(th.full((self.target_dim,), _INITIAL_MIN_LOGVAR))
+
+        for name, size in (("obs", obs_dim), ("act", act_dim), ("target", self.target_dim)):
+            self.register_buffer(f"{name}_mean", th.zeros(size))
+            self.register_buffer(f"{name}_std", th.ones(size))
+
+        self.to(get_device(device))
+        decayed = [module.weight for module in self.ensemble if isinstance(module, EnsembleLinear)]
+        others = [param for param in self.parameters() if all(param is not weight for weight in decayed)]
+        self.optimizer = th.optim.Adam(
+            [dict(params=decayed, weight_decay=weight_decay), dict(params=others, weight_decay=0.0)], lr=learning_rate
+        )
+
+    @property
+    def device(self) -> th.device:
+        return self.max_logvar.device
+
+    def _encode(self, histories: th.Tensor) -> th.Tensor:
+        """
+        Features of the (normalised) histories the ensemble conditions on; the one step subclasses override.
+
+        :param histories: normalised flat histories, shape ``(..., history_layout.size)``
+        :return: the current observation ``o_t``
+        """
+        return self.history_layout.split(histories)[0]
+
+    def forward(self, histories: th.Tensor, actions: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
+        """
+        Predict the normalised target distribution of every member.
+
+        :param histories: raw flat histories, shape ``(N, size)`` (same rows for all members) or ``(B, N, size)``
+        :param actions: raw actions, shape ``(N, act_dim)`` or ``(B, N, act_dim)``
+        :return: mean and log-variance of the normalised ``(Δo, r)``, each ``(B, N, obs_dim + 1)``; the
+            log-variance is soft-clamped into ``[min_logvar, max_logvar]``
+        """
+        features = th.cat([self._encode(self._normalise_histories(histories)), (actions - self.act_mean) / self.act_std], dim=-1)
+        mean, logvar = self.ensemble(features.expand(self.ensemble_size, -1, -1)).chunk(2, dim=-1)
+        logvar = self.max_logvar - F.softplus(self.max_logvar - logvar)
+        logvar = self.min_logvar + F.softplus(logvar - self.min_logvar)
+        return mean, logvar
+
+    def _normalise_histories(self, histories: th.Tensor) -> th.Tensor:
+        current_obs, past_obs, past_act, mask = self.history_layout.split(histories)
+        return self.history_layout.join(
+            (current_obs - self.obs_mean) / self.obs_std,
+            (past_obs - self.obs_mean) / self.obs_std,
+            (past_act - self.act_mean) / self.act_std,
+            mask,
+        )
+
+    @th.no_grad()
+    def sample(
+        self,
+        histories: th.Tensor,
+        actions: th.Tensor,
+        generator: Optional[th.Generator] = None,
+        *,
+        deterministic: bool = False,
+    ) -> tuple[th.Tensor, th.Tensor]:
+        """
+        Sample one step from a random ensemble member per row (MBPO's rollout scheme). Outputs are not
+        checked for finiteness: the caller filters rows it cannot use (e.g. with ``th.isfinite``).
+
+        :param histories: raw flat histories ``h_t``, shape ``(N, size)``, on the model's device
+        :param actions: actions ``a_t``, shape ``(N, act_dim)``
+        :param generator: random generator on the model's device, for reproducible member choice and noise
+        :param deterministic: use the chosen member's mean instead of ``mean + std * noise``
+        :return: ``next_obs (N, obs_dim)`` and ``reward (N,)``
+        """
+        mean, logvar = self(histories, actions)
+        rows = th.arange(mean.shape[1], device=self.device)
+        members = th.randint(self.ensemble_size, (mean.shape[1],), generator=generator, device=self.device)
+        prediction = mean[members, rows]
+        if not deterministic:
+            noise = th.randn(prediction.shape, generator=generator, device=self.device)
+            prediction = prediction + th.exp(0.5 * logvar[members, rows]) * noise
+        prediction = prediction * self.target_std + self.target_mean
+        return self.history_layout.split(histories)[0] + prediction[:, :-1], prediction[:, -1]
+
+    @th.no_grad()
+    def nll(self, histories: np.ndarray, actions: np.ndarray, next_obs: np.ndarray, rewards: np.ndarray) -> float:
+        """
+        Gaussian negative log-likelihood of real transitions (the paper's ε_m estimate, Fig. 11), in the
+        original units, averaged over transitions, output dimensions and members.
+
+        :param histories: flat histories ``h_t``, shape ``(N, size)``
+        :param actions: actions ``a_t``, shape ``(N, act_dim)``
+        :param next_obs: observations ``o_{t+1}``, shape ``(N, obs_dim)``
+        :param rewards: rewards ``r_t``, shape ``(N,)``
+        :return: the mean NLL per output dimension
+        """
+        return self._nll(*self._as_tensors(histories, actions, next_obs, rewards))
+
+    def fit(
+        self,
+        histories: np.ndarray,
+        actions: np.ndarray,
+        next_obs: np.ndarray,
+        rewards: np.ndarray,
+        *,
+        holdout_ratio: float = 0.2,
+        batch_size: int = 256,
+        max_epochs: int = 100,
+        max_epochs_since_update: int = 5,
+        rng: np.random.Generator,
+    ) -> dict[str, Any]:
+        """
+        Maximum-likelihood training with a random holdout split: each member trains on its own bootstrap of
+        the training split; after every epoch the held-out NLL (:meth:`nll`) is measured, and training stops
+        once it has not improved for ``max_epochs_since_update`` epochs. The best model seen (the weights
+        before this call included) is restored. Normalisers are refitted on the training split.
+
+        :param histories: flat histories ``h_t``, shape ``(N, size)``
+        :param actions: actions ``a_t``, shape ``(N, act_dim)``
+        :param next_obs: observations ``o_{t+1}``, shape ``(N, obs_dim)``
+        :param rewards: rewards ``r_t``, shape ``(N,)``
+        :param holdout_ratio: fraction of the transitions held out for early stopping
+        :param batch_size: minibatch size per member
+        :param max_epochs: upper bound on the training epochs
+        :param max_epochs_since_update: patience of the early stopping, in epochs
+        :param rng: source of the split, bootstraps and shuffling
+        :return: ``holdout_nll`` and ``train_nll`` of the returned model, ``epochs`` trained, ``best_epoch``
+            (0: the weights before this call) and ``holdout_curve`` (held-out NLL after each epoch, from 0)
+        """
+        tensors = self._as_tensors(histories, actions, next_obs, rewards)
+        n_holdout = int(len(tensors[0]) * holdout_ratio)
+        if not 0 < n_holdout < len(tensors[0]):
+            raise ValueError(f"holdout_ratio={holdout_ratio} leaves no holdout or no training data for {len(tensors[0])} transitions")
+        permutation = th.as_tensor(rng.permutation(len(tensors[0])), device=self.device)
+        holdout = [x[permutation[:n_holdout]] for x in tensors]
+        train = [x[permutation[n_holdout:]] for x in tensors]
+        self._fit_normalisers(*train)
+
+        curve = [self._nll(*holdout)]
+        best_state, best_epoch = copy.deepcopy(self.state_dict()), 0
+        bootstrap = rng.integers(len(train[0]), size=(self.ensemble_size, len(train[0])))
+        for epoch in range(1, max_epochs + 1):
+            self._train_epoch(*train, th.as_tensor(rng.permuted(bootstrap, axis=1), device=self.device), batch_size)
+            curve.append(self._nll(*holdout))
+            if curve[-1] < curve[best_epoch]:
+                best_state, best_epoch = copy.deepcopy(self.state_dict()), epoch
+            if epoch - best_epoch >= max_epochs_since_update:
+                break
+        self.load_state_dict(best_state)
+        return dict(
+            holdout_nll=self._nll(*holdout), train_nll=self._nll(*train), epochs=len(curve) - 1, best_epoch=best_epoch, holdout_curve=curve
+        )
+
+    def _as_tensors(
+        self, histories: np.ndarray, actions: np.ndarray, next_obs: np.ndarray, rewards: np.ndarray
+    ) -> tuple[th.Tensor, th.Tensor, th.Tensor]:
+        """Check real transitions and turn them into ``(histories, actions, raw targets (Δo, r))`` tensors."""
+        layout = self.history_layout
+        expected = dict(histories=(layout.size,), actions=(layout.act_dim,), next_obs=(layout.obs_dim,), rewards=())
+        arrays = dict(histories=histories, actions=actions, next_obs=next_obs, rewards=rewards)
+        n = len(histories)
+        for name, array in arrays.items():
+            array = arrays[name] = np.asarray(array, dtype=np.float32)
+            if array.shape != (n, *expected[name]):
+                raise ValueError(f"{name} must have shape {(n, *expected[name])}, got {array.shape}")
+            if not np.all(np.isfinite(array)):
+                raise ValueError(f"{name} contains non-finite values")
+        h, a, o_next, r = (th.as_tensor(array, device=self.device) for array in arrays.values())
+        targets = th.cat([o_next - layout.split(h)[0], r[:, None]], dim=-1)
+        return h, a, targets
+
+    def _fit_normalisers(self, histories: th.Tensor, actions: th.Tensor, targets: th.Tensor) -> None:
+        for name, data in (("obs", self.history_layout.split(histories)[0]), ("act", actions), ("target", targets)):
+            getattr(self, f"{name}_mean").copy_(data.mean(dim=0))
+            std = data.std(dim=0) if len(data) > 1 else th.ones_like(data[0])
+            # A constant input or target keeps unit scale instead of blowing up.
+            getattr(self, f"{name}_std").copy_(th.where(std < 1e-6, th.ones_like(std), std))
+
+    def _train_epoch(self, histories: th.Tensor, actions: th.Tensor, targets: th.Tensor, member_indices: th.Tensor, batch_size: int) -> None:
+        """One pass over the training split; ``member_indices (B, n)`` gives each member's sample order."""
+        targets = (targets - self.target_mean) / self.target_std
+        epoch_loss = th.zeros((), device=self.device)
+        for start in range(0, member_indices.shape[1], batch_size):
+            batch = member_indices[:, start : start + batch_size]
+            loss = self._loss(*self(histories[batch], actions[batch]), targets[batch])
+            self.optimizer.zero_grad()
+            loss.backward()
+            self.optimizer.step()
+            epoch_loss += loss.detach()
+        # Checked once per epoch, not per step, to avoid a device synchronisation per minibatch.
+        if not th.isfinite(epoch_loss):
+            raise ValueError("dynamics model training produced a non-finite loss")
+
+    def _loss(self, mean: th.Tensor, logvar: th.Tensor, targets: th.Tensor) -> th.Tensor:
+        """Members' NLLs summed, plus MBPO's penalty that keeps the learned log-variance bounds tight."""
+        nll = _gaussian_nll(mean, logvar, targets).mean(dim=(1, 2)).sum()
+        return nll + _LOGVAR_BOUND_PENALTY * (self.max_logvar.sum() - self.min_logvar.sum())
+
+    @th.no_grad()
+    def _nll(self, histories: th.Tensor, actions: th.Tensor, targets: th.Tensor, chunk_size: int = 8192) -> float:
+        total = 0.0
+        for start in range(0, len(histories), chunk_size):
+            mean, logvar = self(histories[start : start + chunk_size], actions[start : start + chunk_size])
+            normalised = (targets[start : start + chunk_size] - self.target_mean) / self.target_std
+            total += _gaussian_nll(mean, logvar, normalised).mean(dim=0).sum().item()
+        # The density of the raw targets is the normalised one divided by the scale.
+        return total / targets.numel() + self.target_std.log().mean().item()
+
+
+def _gaussian_nll(mean: th.Tensor, logvar: th.Tensor, targets: th.Tensor) -> th.Tensor:
+    """Elementwise Gaussian negative log-likelihood."""
+    return 0.5 * ((targets - mean) ** 2 * th.exp(-logvar) + logvar + math.log(2 * math.pi))
+
+
+class MetaDynamicsModel(DynamicsModel):
+    """
+    M3PO's meta-model: the ensemble also conditions on a GRU encoding of the history, which lets it infer
+    the current (hidden, possibly switching) task. The GRU is shared by the members (module docstring).
+
+    :param history_layout: layout of the flat histories
+    :param gru_units: size of the GRU state (5 in the paper)
+    :param kwargs: further arguments of :class:`DynamicsModel`
+    """
+
+    def __init__(self, history_layout: HistoryLayout, gru_units: int = 5, **kwargs: Any):
+        super().__init__(history_layout, history_encoder=HistoryEncoder(history_layout, gru_units), **kwargs)
+
+    def _encode(self, histories: th.Tensor) -> th.Tensor:
+        """:return: ``concat(o_t, final GRU state)`` of the normalised histories"""
+        return self.history_encoder(histories)
