@@ -71,7 +71,10 @@ class NonStationaryTaskEnv:
                 high=np.concatenate([base.high, np.full(n, np.inf)]),
                 dtype=base.dtype,
             )
-        self._bad_qacc = self.data.warning[mujoco.mjtWarning.mjWARN_BADQACC]
+        self._instability_warnings = [
+            self.data.warning[w]
+            for w in (mujoco.mjtWarning.mjWARN_BADQPOS, mujoco.mjtWarning.mjWARN_BADQVEL, mujoco.mjtWarning.mjWARN_BADQACC)
+        ]
         self._last_obs = np.zeros(self.observation_space.shape, dtype=self.observation_space.dtype)
 
     # ------------------------------------------------------------------ hooks for subclasses
@@ -151,12 +154,13 @@ class NonStationaryTaskEnv:
         switched = self._schedule.step(self.np_random)
         if switched:
             self.set_task(self._draw_task())
-        bad_qacc_before = self._bad_qacc.number
+        warnings_before = self._instability_count()
         obs, reward, terminated, truncated, info = super().step(action)
         obs = self._observe(obs)
-        # MuJoCo resets the state by itself on a bad acceleration (warning BADQACC): a silent teleport we flag too.
+        # On a non-finite or huge state MuJoCo resets the simulation by itself (warnings BADQPOS/BADQVEL/BADQACC):
+        # a silent teleport, flagged like a non-finite observation.
         diverged = (
-            self._bad_qacc.number != bad_qacc_before or not np.isfinite(obs).all() or not np.isfinite(reward)
+            self._instability_count() != warnings_before or not np.isfinite(obs).all() or not np.isfinite(reward)
         )
         if diverged:
             obs, reward, terminated = self._last_obs, 0.0, True
@@ -167,6 +171,9 @@ class NonStationaryTaskEnv:
         return obs, reward, terminated, truncated, info
 
     # ------------------------------------------------------------------ helpers
+    def _instability_count(self) -> int:
+        return sum(w.number for w in self._instability_warnings)
+
     def _observe(self, obs: np.ndarray) -> np.ndarray:
         return np.concatenate([obs, self._task_obs]) if self._task_in_obs else obs
 

@@ -109,6 +109,7 @@ class HalfCheetahPierEnv(NonStationaryTaskEnv, HalfCheetahEnv):
         self._initial_block_x = model.body_pos[self._block_bodies, 0].copy()
         pitch = np.diff(np.sort(self._initial_block_x))
         self.pier_length = float(pitch.mean() * self.n_blocks)  # recycling period
+        self._set_recycle_window()
         # HalfCheetah-v5 sized its observation from all joints; the observation is the cheetah's alone.
         self.observation_space = Box(low=-np.inf, high=np.inf, shape=(2 * CHEETAH_NQ - 1,), dtype=np.float64)
 
@@ -137,6 +138,7 @@ class HalfCheetahPierEnv(NonStationaryTaskEnv, HalfCheetahEnv):
 
     def reset_model(self) -> np.ndarray:
         self.model.body_pos[self._block_bodies, 0] = self._initial_block_x  # body positions outlive mj_resetData
+        self._set_recycle_window()
         return super().reset_model()
 
     def do_simulation(self, ctrl, n_frames) -> None:
@@ -146,11 +148,19 @@ class HalfCheetahPierEnv(NonStationaryTaskEnv, HalfCheetahEnv):
     def _recycle_blocks(self) -> None:
         """Move every block by whole pier lengths into ``[x - L/2, x + L/2)`` around the cheetah's ``x``."""
         x = self.data.qpos[0]
+        if self._recycle_window[0] <= x < self._recycle_window[1]:
+            return  # the common case, one comparison: every block is already within half a pier of x
         block_x = self.model.body_pos[self._block_bodies, 0]
         # Whole-length shifts: exactly 0 for a block already in range, so positions never drift.
         shift = np.floor((x - block_x + 0.5 * self.pier_length) / self.pier_length) * self.pier_length
-        if shift.any():
-            self.model.body_pos[self._block_bodies, 0] = block_x + shift
+        self.model.body_pos[self._block_bodies, 0] = block_x + shift
+        self._set_recycle_window()
+
+    def _set_recycle_window(self) -> None:
+        """The interval of cheetah positions ``x`` for which no block is more than half a pier away."""
+        block_x = self.model.body_pos[self._block_bodies, 0]
+        half = 0.5 * self.pier_length
+        self._recycle_window = (float(block_x.max()) - half, float(block_x.min()) + half)
 
     def block_heights(self) -> np.ndarray:
         """Vertical displacement of each block from its rest height (m), in slot order."""
