@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import pickle
 import subprocess
 import sys
@@ -438,3 +439,30 @@ def test_non_editable_install_carries_the_pier_mjcf(tmp_path):
         [sys.executable, "-c", code], cwd=tmp_path, env={"PYTHONPATH": str(target)}, capture_output=True, text=True, check=True
     )
     assert out.stdout.strip().startswith(str(target))
+
+
+# ---------------------------------------------------------------------------------------------- rendering
+RENDER_CODE = """
+import sys
+sys.path.insert(0, "examples")
+import numpy as np
+from render_envs import render_frame
+pier = render_frame("HalfCheetahPier-v0", 5)
+ant = render_frame("AntCrippledLeg-v0", 5, task_switch_seconds=None)
+red = (ant[..., 0] > 200) & (ant[..., 1] < 60) & (ant[..., 2] < 60)
+water = (pier[..., 2] > 150) & (pier[..., 0] < 60)
+print(pier.shape == ant.shape == (360, 640, 3), int(red.sum()), int(water.sum()))
+"""
+
+
+def test_rgb_array_frames_show_the_pier_and_the_crippled_leg():
+    root = Path(meta_mujoco_envs.__file__).resolve().parents[1]
+    out = subprocess.run(
+        [sys.executable, "-c", RENDER_CODE], cwd=root, env={**os.environ, "MUJOCO_GL": "egl"}, capture_output=True, text=True
+    )
+    if out.returncode != 0:
+        pytest.skip(f"no offscreen OpenGL (MUJOCO_GL=egl) on this machine: {out.stderr.strip().splitlines()[-1:]}")
+    shapes_ok, red, water = out.stdout.split()
+    assert shapes_ok == "True"
+    assert int(red) > 500  # the crippled leg is drawn red
+    assert int(water) > 10_000  # the water under the pier is blue
