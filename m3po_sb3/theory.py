@@ -435,3 +435,271 @@ def check_bounds(
         horizon=horizon,
         bounds=all_bounds(gamma, k, eps_m, eps_pi, r_max),
     )
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Random and adversarial MDPs
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def random_problem(
+    rng: np.random.Generator,
+    n_states: int,
+    n_actions: int,
+    gamma: float,
+    k: int,
+    model_noise: float,
+    policy_noise: float,
+) -> Dict[str, object]:
+    """
+    A random finite MDP with a model and a policy near the true dynamics and the data policy: the model is
+    ``(1 - model_noise) p + model_noise q`` and ``pi = (1 - policy_noise) pi_D + policy_noise q'`` with random
+    ``q, q'``, so ``eps_m <= model_noise`` and ``eps_pi <= policy_noise``. Rewards are uniform in [-1, 1].
+
+    :param rng: random generator
+    :param n_states: number of states
+    :param n_actions: number of actions
+    :param gamma: discount factor
+    :param k: rollout length
+    :param model_noise: weight in [0, 1] of the random part of the model
+    :param policy_noise: weight in [0, 1] of the random part of the policy
+    :return: the keyword arguments of :func:`check_bounds`
+    """
+    if not (0.0 <= model_noise <= 1.0 and 0.0 <= policy_noise <= 1.0):
+        raise ValueError("model_noise and policy_noise must lie in [0, 1]")
+    transitions = rng.dirichlet(np.ones(n_states), size=(n_states, n_actions))
+    data_policy = rng.dirichlet(np.ones(n_actions), size=n_states)
+    model_part = rng.dirichlet(np.ones(n_states), size=(n_states, n_actions))
+    policy_part = rng.dirichlet(np.ones(n_actions), size=n_states)
+    return dict(
+        transitions=transitions,
+        rewards=rng.uniform(-1.0, 1.0, size=(n_states, n_actions)),
+        initial=rng.dirichlet(np.ones(n_states)),
+        gamma=gamma,
+        data_policy=data_policy,
+        policy=(1.0 - policy_noise) * data_policy + policy_noise * policy_part,
+        model=(1.0 - model_noise) * transitions + model_noise * model_part,
+        k=k,
+    )
+
+
+def random_checks(n_mdps: int, seed: int = 0) -> List[BoundCheck]:
+    """
+    :func:`check_bounds` on ``n_mdps`` random problems: 2-5 states, 2-3 actions, ``gamma ~ U[0, 0.99]``,
+    ``k`` in 1..10, model and policy noise ``~ U[0, 0.5]``.
+
+    :param n_mdps: number of random MDPs
+    :param seed: seed of the generator
+    :return: one check per MDP
+    """
+    rng = np.random.default_rng(seed)
+    checks = []
+    for _ in range(n_mdps):
+        problem = random_problem(
+            rng,
+            n_states=int(rng.integers(2, 6)),
+            n_actions=int(rng.integers(2, 4)),
+            gamma=float(rng.uniform(0.0, 0.99)),
+            k=int(rng.integers(1, 11)),
+            model_noise=float(rng.uniform(0.0, 0.5)),
+            policy_noise=float(rng.uniform(0.0, 0.5)),
+        )
+        checks.append(check_bounds(**problem))
+    return checks
+
+
+def summarize(checks: Sequence[BoundCheck]) -> List[Tuple[str, float, float, float]]:
+    """
+    :param checks: results of :func:`check_bounds`
+    :return: per bound, ``(name, fraction held, median gap/bound, worst gap/bound)``
+    """
+    rows = []
+    for name in BOUND_NAMES:
+        ratios = np.array([check.ratio(name) for check in checks])
+        held = np.mean([check.held(name) for check in checks])
+        rows.append((name, float(held), float(np.median(ratios)), float(np.max(ratios))))
+    return rows
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    return shifted / shifted.sum(axis=-1, keepdims=True)
+
+
+def _decode(params: Dict[str, np.ndarray], k: int, max_gamma: float) -> Dict[str, object]:
+    return dict(
+        transitions=_softmax(params["transitions"]),
+        rewards=np.tanh(params["rewards"]),
+        initial=_softmax(params["initial"]),
+        gamma=float(max_gamma / (1.0 + np.exp(-params["gamma"][0]))),
+        data_policy=_softmax(params["data_policy"]),
+        policy=_softmax(params["policy"]),
+        model=_softmax(params["model"]),
+        k=k,
+    )
+
+
+@dataclass(frozen=True)
+class AdversarialResult:
+    """
+    The worst case an adversarial search found for one bound.
+
+    :param bound: name of the bound, one of :data:`BOUND_NAMES`
+    :param ratio: the largest ``gap / bound`` found (above 1 is a violation)
+    :param check: the exact check of that problem
+    :param problem: the problem itself, as keyword arguments of :func:`check_bounds`
+    """
+
+    bound: str
+    ratio: float
+    check: BoundCheck
+    problem: Dict[str, object]
+
+
+def adversarial_search(
+    bound: str,
+    n_restarts: int = 8,
+    n_steps: int = 300,
+    seed: int = 0,
+    max_states: int = 4,
+    max_actions: int = 3,
+    max_gamma: float = 0.95,
+) -> AdversarialResult:
+    """
+    Try to break one bound: a (1+1) evolution strategy on the logits of every table (dynamics, model, policies,
+    initial distribution), the rewards (through ``tanh``) and ``gamma`` (through a sigmoid), maximising
+    ``gap / bound``, restarted from random points with random sizes and ``k`` in 1..5. ``r_max`` is ``max |r|``,
+    the tightest value the theory allows.
+
+    :param bound: one of :data:`BOUND_NAMES`
+    :param n_restarts: number of independent searches
+    :param n_steps: mutations per search
+    :param seed: seed of the generator
+    :param max_states: largest number of states
+    :param max_actions: largest number of actions
+    :param max_gamma: largest discount factor (the horizon, hence the cost, grows as it nears 1)
+    :return: the worst case found
+    """
+    if bound not in BOUND_NAMES:
+        raise ValueError(f"unknown bound {bound!r}, expected one of {BOUND_NAMES}")
+    rng = np.random.default_rng(seed)
+    best: Optional[AdversarialResult] = None
+    for _ in range(n_restarts):
+        n_states, n_actions = int(rng.integers(2, max_states + 1)), int(rng.integers(2, max_actions + 1))
+        k = int(rng.integers(1, 6))
+        shapes = {
+            "transitions": (n_states, n_actions, n_states),
+            "model": (n_states, n_actions, n_states),
+            "rewards": (n_states, n_actions),
+            "initial": (n_states,),
+            "data_policy": (n_states, n_actions),
+            "policy": (n_states, n_actions),
+            "gamma": (1,),
+        }
+        params = {name: rng.normal(0.0, 2.0, size=shape) for name, shape in shapes.items()}
+        problem = _decode(params, k, max_gamma)
+        check = check_bounds(**problem)
+        ratio, step = check.ratio(bound), 1.0
+        for _ in range(n_steps):
+            # Mutate one table at a time: small moves in one place climb better than noise everywhere.
+            name = list(shapes)[int(rng.integers(len(shapes)))]
+            candidate = dict(params)
+            candidate[name] = params[name] + step * rng.normal(size=shapes[name])
+            candidate_problem = _decode(candidate, k, max_gamma)
+            candidate_check = check_bounds(**candidate_problem)
+            if candidate_check.ratio(bound) >= ratio:
+                params, problem, check, ratio = candidate, candidate_problem, candidate_check, candidate_check.ratio(bound)
+                step = min(step * 1.5, 5.0)
+            else:
+                step = max(step * 0.95, 0.05)
+        if best is None or ratio > best.ratio:
+            best = AdversarialResult(bound=bound, ratio=ratio, check=check, problem=problem)
+    assert best is not None
+    return best
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Plot and command line
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def plot_bounds(path: str, eps_m: float = 0.01, eps_pi: float = 0.01, r_max: float = 1.0) -> None:
+    """
+    Save a PNG of every bound against ``k`` (at gamma = 0.9 and 0.99) and against ``gamma`` (at k = 1 and 5).
+    Needs matplotlib.
+
+    :param path: where to write the PNG
+    :param eps_m: model error of the plot
+    :param eps_pi: policy divergence of the plot
+    :param r_max: reward bound of the plot
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = {
+        "full_rollout": "Janner Th. 4.1 (full)",
+        "janner_branched": "Janner Th. 4.2 (branched)",
+        "branched": "M3PO Th. 3, eq. 11 (printed)",
+        "branched_sum": "M3PO Th. 3, eq. 20 sum",
+    }
+    ks = np.arange(1, 31)
+    gammas = np.linspace(0.0, 0.99, 100)
+    figure, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for gamma, style in ((0.9, "-"), (0.99, "--")):
+        for index, name in enumerate(BOUND_NAMES):
+            values = [all_bounds(gamma, int(k), eps_m, eps_pi, r_max)[name] for k in ks]
+            axes[0].plot(ks, values, style, color=f"C{index}", label=f"{labels[name]}, γ={gamma}")
+    for k, style in ((1, "-"), (5, "--")):
+        for index, name in enumerate(BOUND_NAMES):
+            values = [all_bounds(float(gamma), k, eps_m, eps_pi, r_max)[name] for gamma in gammas]
+            axes[1].plot(gammas, values, style, color=f"C{index}", label=f"{labels[name]}, k={k}")
+    axes[0].set(xlabel="k", ylabel="bound C", yscale="log", title="against k (solid γ=0.9, dashed γ=0.99)")
+    axes[1].set(xlabel="γ", yscale="log", title="against γ (solid k=1, dashed k=5)")
+    axes[0].legend(fontsize=6)
+    axes[1].legend(fontsize=6)
+    figure.suptitle(f"ε_m = {eps_m}, ε_π = {eps_pi}, r_max = {r_max}", fontsize=9)
+    figure.tight_layout()
+    figure.savefig(path, dpi=80)
+    plt.close(figure)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    """
+    ``python -m m3po_sb3.theory``: check every bound on random MDPs and print, per bound, how often it held and
+    how tight it was; optionally search adversarially and plot the bounds.
+
+    :param argv: command-line arguments (default: ``sys.argv[1:]``)
+    """
+    parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
+    parser.add_argument("--n-mdps", type=int, default=200, help="number of random MDPs")
+    parser.add_argument("--seed", type=int, default=0, help="random seed")
+    parser.add_argument("--adversarial-steps", type=int, default=0, help="mutations per adversarial restart (0: skip)")
+    parser.add_argument("--adversarial-restarts", type=int, default=8, help="adversarial restarts per bound")
+    parser.add_argument("--plot", type=str, default=None, help="write a PNG of the bounds against k and gamma here")
+    args = parser.parse_args(argv)
+    if args.n_mdps < 1:
+        parser.error("--n-mdps must be at least 1")
+
+    print(f"{args.n_mdps} random MDPs (seed {args.seed}); ratio = |gap| / bound, above 1 means violated")
+    print(f"{'bound':<16} {'held':>7} {'median ratio':>13} {'worst ratio':>12}")
+    for name, held, median, worst in summarize(random_checks(args.n_mdps, args.seed)):
+        print(f"{name:<16} {held:>7.1%} {median:>13.4f} {worst:>12.4f}")
+    if args.adversarial_steps > 0:
+        print(f"adversarial search: {args.adversarial_restarts} restarts x {args.adversarial_steps} steps per bound")
+        print(f"{'bound':<16} {'worst ratio':>12} {'gamma':>6} {'k':>3} {'eps_m':>7} {'eps_pi':>7} {'states':>6}")
+        for name in BOUND_NAMES:
+            found = adversarial_search(name, args.adversarial_restarts, args.adversarial_steps, seed=args.seed)
+            check, n_states = found.check, len(found.problem["initial"])  # type: ignore[arg-type]
+            print(
+                f"{name:<16} {found.ratio:>12.4f} {check.gamma:>6.3f} {check.k:>3d} "
+                f"{check.eps_m:>7.4f} {check.eps_pi:>7.4f} {n_states:>6d}"
+            )
+    if args.plot:
+        plot_bounds(args.plot)
+        print(f"plot written to {args.plot}")
+
+
+if __name__ == "__main__":
+    main()
