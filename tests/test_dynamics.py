@@ -1,0 +1,166 @@
+"""Tests of the non-adaptive dynamics ensemble (M2PO) and the history-conditioned meta-model (M3PO)."""
+
+import numpy as np
+import pytest
+import torch as th
+
+from m3po_sb3.dynamics import DynamicsModel, EnsembleLinear, MetaDynamicsModel
+from m3po_sb3.history import HistoryLayout
+
+LAYOUT = HistoryLayout(obs_dim=1, act_dim=1, history_length=4)
+
+
+@pytest.fixture(autouse=True)
+def single_torch_thread():
+    """These small networks train fastest on one thread, and the suite runs one pytest-xdist worker per core."""
+    threads = th.get_num_threads()
+    th.set_num_threads(1)
+    yield
+    th.set_num_threads(threads)
+
+
+def switching_system(rng: np.random.Generator, episodes: int, steps: int = 100, switch_every: int = 20) -> tuple[np.ndarray, ...]:
+    """
+    Transitions of ``o' = o + a + c + noise`` and ``r = c * a`` with a hidden ``c`` in {-1, +1} redrawn every
+    ``switch_every`` steps: only the history reveals ``c``.
+
+    :return: histories, actions, next observations, rewards
+    """
+    histories, actions, next_obs, rewards = [], [], [], []
+    for _ in range(episodes):
+        obs = np.zeros(1, np.float32)
+        history = LAYOUT.initial(obs)
+        for t in range(steps):
+            if t % switch_every == 0:
+                c = rng.choice([-1.0, 1.0])
+            action = rng.uniform(-1, 1, 1).astype(np.float32)
+            obs = (obs + action + c + 0.01 * rng.standard_normal(1)).astype(np.float32)
+            histories.append(history)
+            actions.append(action)
+            next_obs.append(obs)
+            rewards.append(c * action[0])
+            history = LAYOUT.shift(history, action, obs)
+    return np.array(histories), np.array(actions), np.array(next_obs), np.array(rewards, np.float32)
+
+
+def random_transitions(rng: np.random.Generator, n: int, layout: HistoryLayout = LAYOUT) -> tuple[np.ndarray, ...]:
+    return (
+        rng.standard_normal((n, layout.size)).astype(np.float32),
+        rng.uniform(-1, 1, (n, layout.act_dim)).astype(np.float32),
+        rng.standard_normal((n, layout.obs_dim)).astype(np.float32),
+        rng.standard_normal(n).astype(np.float32),
+    )
+
+
+def test_meta_model_beats_non_adaptive_model_on_switching_system():
+    train, test = switching_system(np.random.default_rng(0), 20), switching_system(np.random.default_rng(1), 10)
+    test_nll = {}
+    for model_class in (DynamicsModel, MetaDynamicsModel):
+        th.manual_seed(0)
+        model = model_class(LAYOUT, hidden_units=64, device="cpu")
+        model.fit(*train, rng=np.random.default_rng(0), batch_size=64, max_epochs=40, max_epochs_since_update=10)
+        test_nll[model_class] = model.nll(*test)
+    print(f"held-out NLL: non-adaptive {test_nll[DynamicsModel]:.3f}, meta {test_nll[MetaDynamicsModel]:.3f}")
+    # The non-adaptive model must average over c (NLL near 1); the meta-model infers it from the history.
+    assert test_nll[MetaDynamicsModel] < test_nll[DynamicsModel] - 0.5
+
+
+@pytest.mark.parametrize("model_class", [DynamicsModel, MetaDynamicsModel])
+def test_state_dict_roundtrip_keeps_normalisers_and_predictions(model_class):
+    layout = HistoryLayout(obs_dim=3, act_dim=2, history_length=2)
+    data = random_transitions(np.random.default_rng(0), 200, layout)
+    model = model_class(layout, hidden_units=32, device="cpu")
+    model.fit(data[0] * 5 + 2, *data[1:], rng=np.random.default_rng(0), max_epochs=2)
+    assert not th.allclose(model.obs_mean, th.zeros(3)) and not th.allclose(model.obs_std, th.ones(3))
+    assert {"obs_mean", "obs_std", "act_mean", "act_std", "target_mean", "target_std"} <= set(model.state_dict())
+
+    reloaded = model_class(layout, hidden_units=32, device="cpu")
+    reloaded.load_state_dict(model.state_dict())
+    histories, actions = th.as_tensor(data[0][:50]), th.as_tensor(data[1][:50])
+    for name, buffer in model.named_buffers():
+        th.testing.assert_close(getattr(reloaded, name), buffer, rtol=0, atol=0)
+    for original, copy in zip(model(histories, actions), reloaded(histories, actions)):
+        th.testing.assert_close(copy, original, rtol=0, atol=0)
+    samples = [m.sample(histories, actions, th.Generator().manual_seed(3)) for m in (model, reloaded)]
+    for original, copy in zip(*samples):
+        th.testing.assert_close(copy, original, rtol=0, atol=0)
+
+
+def test_early_stopping_restores_best_weights():
+    # Few noisy transitions and a large learning rate: the held-out NLL gets worse once the model overfits.
+    data = random_transitions(np.random.default_rng(0), 60)
+    th.manual_seed(0)
+    model = MetaDynamicsModel(LAYOUT, hidden_units=64, learning_rate=1e-2, device="cpu")
+    info = model.fit(*data, holdout_ratio=0.5, batch_size=8, max_epochs=40, max_epochs_since_update=10, rng=np.random.default_rng(1))
+    curve = info["holdout_curve"]
+    assert info["epochs"] == len(curve) - 1
+    assert info["best_epoch"] < info["epochs"] and curve[-1] > min(curve)
+    # fit holds out the first transitions of a permutation drawn from its rng.
+    holdout = np.random.default_rng(1).permutation(60)[:30]
+    returned_nll = model.nll(*(x[holdout] for x in data))
+    assert returned_nll == pytest.approx(min(curve), rel=1e-5) == pytest.approx(curve[info["best_epoch"]], rel=1e-5)
+    assert info["holdout_nll"] == pytest.approx(returned_nll, rel=1e-6)
+
+
+def test_early_stopping_stops_after_patience():
+    data = random_transitions(np.random.default_rng(0), 60)
+    th.manual_seed(0)
+    model = DynamicsModel(LAYOUT, hidden_units=64, learning_rate=1e-2, device="cpu")
+    info = model.fit(*data, holdout_ratio=0.5, batch_size=8, max_epochs=200, max_epochs_since_update=3, rng=np.random.default_rng(1))
+    assert info["epochs"] == info["best_epoch"] + 3 < 200
+
+
+def test_log_variance_stays_within_learned_bounds():
+    model = MetaDynamicsModel(LAYOUT, hidden_units=32, device="cpu")
+    model.fit(*random_transitions(np.random.default_rng(0), 100), rng=np.random.default_rng(0), max_epochs=3)
+    histories, actions = (th.as_tensor(x) * 1e3 for x in random_transitions(np.random.default_rng(1), 64)[:2])
+    mean, logvar = model(histories, actions)
+    assert mean.shape == logvar.shape == (3, 64, 2)
+    # Saturated values overshoot by softplus(min - max) ~ 3e-5 (MBPO's soft clamp), hence the tolerance.
+    assert th.all(logvar <= model.max_logvar + 1e-4) and th.all(logvar >= model.min_logvar - 1e-4)
+    assert th.all(model.max_logvar > model.min_logvar)
+
+
+def test_sample_uses_one_member_per_row():
+    model = DynamicsModel(LAYOUT, hidden_units=16, device="cpu")
+    model.fit(*random_transitions(np.random.default_rng(0), 100), rng=np.random.default_rng(0), max_epochs=1)
+    histories = th.as_tensor(random_transitions(np.random.default_rng(1), 1)[0]).repeat(300, 1)
+    actions = th.full((300, 1), 0.5)
+    next_obs, reward = model.sample(histories, actions, th.Generator().manual_seed(0), deterministic=True)
+    assert next_obs.shape == (300, 1) and reward.shape == (300,)
+    # Identical rows: without noise, the spread comes only from which member each row drew.
+    member_means = model(histories[:1], actions[:1])[0][:, 0] * model.target_std + model.target_mean
+    outputs = th.cat([next_obs - histories[:, :1], reward[:, None]], dim=1)
+    member_of_row = th.cdist(outputs, member_means).argmin(dim=1)
+    th.testing.assert_close(outputs, member_means[member_of_row])
+    assert set(member_of_row.tolist()) == {0, 1, 2}
+    noisy, _ = model.sample(histories, actions, th.Generator().manual_seed(0))
+    assert not th.allclose(noisy, next_obs)
+
+
+def test_ensemble_layer_matches_independent_members():
+    layer = EnsembleLinear(3, 4, 5)
+    x = th.randn(3, 7, 4)
+    expected = th.stack([x[b] @ layer.weight[b] + layer.bias[b] for b in range(3)])
+    th.testing.assert_close(layer(x), expected)
+
+
+def test_non_finite_inputs_and_losses_raise():
+    model = MetaDynamicsModel(LAYOUT, hidden_units=16, device="cpu")
+    data = random_transitions(np.random.default_rng(0), 50)
+    for index, name in enumerate(["histories", "actions", "next_obs", "rewards"]):
+        corrupted = list(data)
+        corrupted[index] = corrupted[index].copy()
+        corrupted[index].flat[7] = np.nan if index % 2 else np.inf
+        with pytest.raises(ValueError, match=f"{name} contains non-finite"):
+            model.fit(*corrupted, rng=np.random.default_rng(0))
+        with pytest.raises(ValueError, match=f"{name} contains non-finite"):
+            model.nll(*corrupted)
+    with pytest.raises(ValueError, match="actions must have shape"):
+        model.fit(data[0], data[1][:, [0, 0]], *data[2:], rng=np.random.default_rng(0))
+    with pytest.raises(ValueError, match="holdout_ratio"):
+        model.fit(*data, holdout_ratio=0.0, rng=np.random.default_rng(0))
+    with th.no_grad():
+        model.ensemble[0].weight[1, 0, 0] = np.nan
+    with pytest.raises(ValueError, match="non-finite loss"):
+        model.fit(*data, rng=np.random.default_rng(0))
