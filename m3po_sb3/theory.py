@@ -578,8 +578,7 @@ def adversarial_search(
     Try to break one bound: a (1+1) evolution strategy on the logits of every table (dynamics, model, policies,
     initial distribution), the rewards (through ``tanh``) and ``gamma`` (through a sigmoid onto ``gamma_range``),
     maximising ``(gap - BOUND_TOLERANCE) / bound``, restarted from random points with random sizes and ``k`` in
-    1..5. ``r_max`` is ``max |r|``, the tightest value the theory allows. A random start of a (1+1) strategy is
-    a random search, so this covers both.
+    1..5. ``r_max`` is ``max |r|``, the tightest value the theory allows.
 
     :param bound: one of :data:`BOUND_NAMES`
     :param n_restarts: number of independent searches
