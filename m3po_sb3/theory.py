@@ -66,6 +66,10 @@ def _check_r_max(r_max: float) -> float:
     return float(r_max)
 
 
+def _check_errors(eps_m: float, eps_pi: float, r_max: float) -> Tuple[float, float, float]:
+    return _check_nonnegative("eps_m", eps_m), _check_nonnegative("eps_pi", eps_pi), _check_r_max(r_max)
+
+
 def full_rollout_bound(gamma: float, eps_m: float, eps_pi: float, r_max: float) -> float:
     """
     Janner et al. (2019), Theorem 4.1: for model rollouts that start at the initial state and never stop,
@@ -84,9 +88,7 @@ def full_rollout_bound(gamma: float, eps_m: float, eps_pi: float, r_max: float) 
     :param r_max: bound on the absolute reward
     :return: the return discrepancy ``C``
     """
-    gamma = _check_gamma(gamma)
-    eps_m, eps_pi = _check_nonnegative("eps_m", eps_m), _check_nonnegative("eps_pi", eps_pi)
-    r_max = _check_r_max(r_max)
+    gamma, (eps_m, eps_pi, r_max) = _check_gamma(gamma), _check_errors(eps_m, eps_pi, r_max)
     return 2.0 * r_max * (gamma * (eps_m + 2.0 * eps_pi) / (1.0 - gamma) ** 2 + 2.0 * eps_pi / (1.0 - gamma))
 
 
@@ -108,9 +110,7 @@ def janner_branched_bound(gamma: float, k: int, eps_m: float, eps_pi: float, r_m
     :param r_max: bound on the absolute reward
     :return: the return discrepancy ``C``
     """
-    gamma, k = _check_gamma(gamma), _check_k(k)
-    eps_m, eps_pi = _check_nonnegative("eps_m", eps_m), _check_nonnegative("eps_pi", eps_pi)
-    r_max = _check_r_max(r_max)
+    gamma, k, (eps_m, eps_pi, r_max) = _check_gamma(gamma), _check_k(k), _check_errors(eps_m, eps_pi, r_max)
     return (
         2.0
         * r_max
@@ -147,9 +147,7 @@ def branched_rollout_bound(gamma: float, k: int, eps_m: float, eps_pi: float, r_
     :param r_max: bound on the absolute reward
     :return: the return discrepancy ``C``
     """
-    gamma, k = _check_gamma(gamma), _check_k(k)
-    eps_m, eps_pi = _check_nonnegative("eps_m", eps_m), _check_nonnegative("eps_pi", eps_pi)
-    r_max = _check_r_max(r_max)
+    gamma, k, (eps_m, eps_pi, r_max) = _check_gamma(gamma), _check_k(k), _check_errors(eps_m, eps_pi, r_max)
     eps = eps_pi + eps_m
     return r_max * (
         (1.0 + gamma**2) / (1.0 - gamma) ** 2 * 2.0 * eps_pi
@@ -177,9 +175,7 @@ def branched_rollout_bound_sum(gamma: float, k: int, eps_m: float, eps_pi: float
     :param r_max: bound on the absolute reward
     :return: the return discrepancy ``C``
     """
-    gamma, k = _check_gamma(gamma), _check_k(k)
-    eps_m, eps_pi = _check_nonnegative("eps_m", eps_m), _check_nonnegative("eps_pi", eps_pi)
-    r_max = _check_r_max(r_max)
+    gamma, k, (eps_m, eps_pi, r_max) = _check_gamma(gamma), _check_k(k), _check_errors(eps_m, eps_pi, r_max)
     eps = eps_pi + eps_m
     head = sum(gamma**t * (2.0 * t * eps_pi + (t + 1) * eps) for t in range(1, k))
     tail_geometric = gamma**k / (1.0 - gamma)
