@@ -23,8 +23,8 @@ on ``|r(s, a)|``.
 import argparse
 import math
 import numbers
-from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence, Tuple
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -252,7 +252,7 @@ class BoundCheck:
     gamma: float
     k: int
     horizon: int
-    bounds: Dict[str, float] = field(default_factory=dict)
+    bounds: Dict[str, float]
 
     @property
     def branched_gap(self) -> float:
@@ -446,7 +446,7 @@ def random_problem(
     k: int,
     model_noise: float,
     policy_noise: float,
-) -> Dict[str, object]:
+) -> Dict[str, Any]:
     """
     A random finite MDP with a model and a policy near the true dynamics and the data policy: the model is
     ``(1 - model_noise) p + model_noise q`` and ``pi = (1 - policy_noise) pi_D + policy_noise q'`` with random
@@ -522,7 +522,7 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
     return shifted / shifted.sum(axis=-1, keepdims=True)
 
 
-def _decode(params: Dict[str, np.ndarray], k: int, gamma_range: Tuple[float, float]) -> Dict[str, object]:
+def _decode(params: Dict[str, np.ndarray], k: int, gamma_range: Tuple[float, float]) -> Dict[str, Any]:
     low, high = gamma_range
     return dict(
         transitions=_softmax(params["transitions"]),
@@ -558,7 +558,7 @@ class AdversarialResult:
     bound: str
     ratio: float
     check: BoundCheck
-    problem: Dict[str, object]
+    problem: Dict[str, Any]
 
 
 def adversarial_search(
@@ -588,6 +588,8 @@ def adversarial_search(
     """
     if bound not in BOUND_NAMES:
         raise ValueError(f"unknown bound {bound!r}, expected one of {BOUND_NAMES}")
+    if n_restarts < 1 or n_steps < 0:
+        raise ValueError(f"need n_restarts >= 1 and n_steps >= 0, got {n_restarts} and {n_steps}")
     if not 0.0 <= gamma_range[0] <= gamma_range[1] < 1.0:
         raise ValueError(f"gamma_range must be an interval within [0, 1), got {gamma_range}")
     rng = np.random.default_rng(seed)
@@ -623,7 +625,7 @@ def adversarial_search(
                 step = max(step * 0.95, 0.05)
         if best is None or check.ratio(bound) > best.ratio:
             best = AdversarialResult(bound=bound, ratio=check.ratio(bound), check=check, problem=problem)
-    assert best is not None
+    assert best is not None  # n_restarts >= 1
     return best
 
 
@@ -709,7 +711,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
             found = adversarial_search(
                 name, args.adversarial_restarts, args.adversarial_steps, seed=args.seed, gamma_range=(low, high)
             )
-            check, n_states = found.check, len(found.problem["initial"])  # type: ignore[arg-type]
+            check, n_states = found.check, len(found.problem["initial"])
             print(
                 f"{name:<16} {found.ratio:>12.4f} {check.gamma:>6.3f} {check.k:>3d} "
                 f"{check.eps_m:>9.2e} {check.eps_pi:>9.2e} {n_states:>6d}"

@@ -345,3 +345,21 @@ def test_all_bounds_are_finite_and_ordered_as_documented():
     assert set(bounds) == set(BOUND_NAMES)
     assert all(math.isfinite(value) and value > 0.0 for value in bounds.values())
     assert bounds["branched_sum"] < bounds["branched"] < bounds["full_rollout"]
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(bound="nope"), "unknown bound"),
+        (dict(bound="branched", n_restarts=0), "n_restarts"),
+        (dict(bound="branched", gamma_range=(0.5, 1.0)), "gamma_range"),
+    ],
+)
+def test_adversarial_search_validates_its_inputs(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        adversarial_search(**kwargs)
+
+
+def test_random_problem_rejects_noise_outside_the_unit_interval():
+    with pytest.raises(ValueError, match="noise"):
+        random_problem(np.random.default_rng(0), 2, 2, gamma=0.5, k=1, model_noise=1.5, policy_noise=0.0)
