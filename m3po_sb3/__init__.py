@@ -1,0 +1,19 @@
+"""M3PO (Meta-Model-Based Meta-Policy Optimization) and its variants on stable-baselines3."""
+
+from m3po_sb3.dynamics import DynamicsModel, MetaDynamicsModel
+from m3po_sb3.evaluation import MetaEvalCallback
+from m3po_sb3.history import HistoryFeaturesExtractor, HistoryLayout, HistoryObservation, history_policy_kwargs
+from m3po_sb3.m3po import M2PO, M3PO, ModelRolloutCallback
+
+__all__ = [
+    "M3PO",
+    "M2PO",
+    "ModelRolloutCallback",
+    "HistoryLayout",
+    "HistoryObservation",
+    "HistoryFeaturesExtractor",
+    "history_policy_kwargs",
+    "DynamicsModel",
+    "MetaDynamicsModel",
+    "MetaEvalCallback",
+]

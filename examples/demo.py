@@ -1,0 +1,17 @@
+"""Short CPU demo: M3PO on HalfCheetahFwdBwd-v0 with the small ``demo`` preset (a few minutes on 2 cores).
+
+    python examples/demo.py --out runs/demo
+
+writes ``runs/demo/{model.zip,eval.csv,learning_curve.png,config.json}``. Any flag of
+``python -m m3po_sb3.train`` may be added (e.g. ``--seed 1``, ``--algo m2po``, ``--timesteps 5000``).
+"""
+
+import sys
+
+from m3po_sb3.train import main
+
+DEMO_ARGS = ["--env", "HalfCheetahFwdBwd-v0", "--algo", "m3po", "--preset", "demo", "--eval-freq", "500", "--eval-episodes", "2"]
+
+if __name__ == "__main__":
+    # The user's flags come last, so they override the demo's (argparse keeps the last occurrence).
+    main([*DEMO_ARGS, *sys.argv[1:]])

@@ -1,0 +1,437 @@
+"""M3PO (Hiraoka et al., ACML 2021) as a stable-baselines3 ``SAC`` subclass, and its variants M2PO and M3PO-h.
+
+Algorithm 2 of the paper (SPEC section 2) and where each line lives::
+
+    for epoch in 1..N:                                  # every E = epoch_length env steps
+        train meta-model p_θ on D_env                   # ModelRolloutCallback -> M3PO.train_dynamics
+        for each of E env steps:
+            act with π_φ(a | h), store it in D_env      # SAC.collect_rollouts -> M3PO._store_transition
+            M branched rollouts of k steps -> D_model   # ModelRolloutCallback -> M3PO.rollout_dynamics
+            G SAC updates on D_model                    # M3PO.train (M3PO-h: on β·D_model + (1−β)·D_env)
+
+``D_model`` is SAC's own ``replay_buffer``; ``D_env`` is ``env_buffer``. The model side runs in
+:class:`ModelRolloutCallback` at ``on_rollout_end``, i.e. after SB3 stored the step's real transition and
+right before it calls ``train``.
+"""
+
+import io
+import pathlib
+from typing import Any, ClassVar, TypeVar
+
+import numpy as np
+import torch as th
+from gymnasium import spaces
+from stable_baselines3 import SAC
+from stable_baselines3.common.base_class import maybe_make_env
+from stable_baselines3.common.buffers import ReplayBuffer
+from stable_baselines3.common.callbacks import BaseCallback, ConvertCallback
+from stable_baselines3.common.save_util import load_from_pkl, save_to_pkl
+from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
+from stable_baselines3.common.vec_env import VecEnv
+from stable_baselines3.sac.policies import SACPolicy
+
+from m3po_sb3.buffers import HybridReplayBuffer, ModelReplayBuffer
+from m3po_sb3.dynamics import DynamicsModel, MetaDynamicsModel
+from m3po_sb3.history import HistoryLayout, HistoryObservation, history_policy_kwargs
+from m3po_sb3.rollouts import RolloutBatch, TerminationFn, branched_rollouts
+
+SelfM3PO = TypeVar("SelfM3PO", bound="M3PO")
+
+DEFAULT_HISTORY_LENGTH = 10  # L of Table 2
+
+
+def hybrid_beta(epoch: float, start: float, end: float) -> float:
+    """
+    M3PO-h's mixture ratio (Table 3): 1 until epoch ``start``, then linearly down to 0 at epoch ``end``.
+    The seed prints ``min(max(·, 1), 0)``, which is always 0; the intent is this clip to ``[0, 1]``.
+
+    :param epoch: the epoch ``e``
+    :param start: ``a``, the last epoch with ``β = 1``
+    :param end: ``b``, the first epoch with ``β = 0``
+    :return: ``clip(1 − (e − a) / (b − a), 0, 1)``
+    """
+    return float(np.clip(1.0 - (epoch - start) / (end - start), 0.0, 1.0))
+
+
+class ModelRolloutCallback(BaseCallback):
+    """
+    The model side of Algorithm 2, run after each real step is stored in ``D_env`` and before SAC's ``G``
+    updates: from ``learning_starts`` on, the model is trained on ``D_env`` every ``epoch_length`` steps, and
+    every ``rollout_every`` steps ``rollouts_per_step * rollout_every`` branched rollouts fill ``D_model``
+    (MBPO batches the rollouts of many steps; ``rollout_every = 1`` is the paper's M per step). The schedule
+    is a function of ``num_timesteps`` alone, so a loaded agent resumes it.
+    """
+
+    model: "M3PO"
+
+    def _on_step(self) -> bool:
+        return True
+
+    def _on_rollout_end(self) -> None:
+        algo = self.model
+        steps = algo.num_timesteps - algo.learning_starts
+        if steps < 0:
+            return
+        if steps % algo.epoch_length == 0:
+            algo.train_dynamics()
+        # An empty D_model (a loaded agent's, whose buffers were not saved) is filled before SAC samples it.
+        if steps % algo.rollout_every == 0 or algo.replay_buffer.size() == 0:  # type: ignore[union-attr]
+            algo.rollout_dynamics(algo.rollouts_per_step * algo.rollout_every)
+
+
+class M3PO(SAC):
+    """
+    Meta-Model-Based Meta-Policy Optimization (Hiraoka et al., ACML 2021): SAC whose history-conditioned
+    meta-policy learns from short branched rollouts of a history-conditioned meta-model trained on real data.
+    Variants: :class:`M2PO` (non-adaptive model) and M3PO-h (``hybrid_schedule=(a, b)``: SAC samples
+    ``β·D_model + (1−β)·D_env`` with β going from 1 to 0 between epochs ``a`` and ``b``).
+
+    :param policy: SAC policy (``"MlpPolicy"``: history features from ``policy_kwargs``)
+    :param env: an env whose observations are histories (:class:`HistoryObservation`), or an env id, which is
+        made and wrapped; one env only (the epoch schedule counts single env steps)
+    :param learning_rate: learning rate of the actor, critics and entropy coefficient
+    :param buffer_size: size of ``D_model``; default one epoch of rollouts, ``M · E · k`` (MBPO's retention)
+    :param env_buffer_size: size of ``D_env``, the real transitions (default ``N · E`` of Table 2)
+    :param learning_starts: real steps of uniformly random actions before the model is first trained (and
+        rolled out); SAC's updates start one step later. Default: one epoch, ``E``
+    :param batch_size: SAC minibatch size
+    :param tau: soft update coefficient of the target critics
+    :param gamma: discount factor
+    :param gradient_steps: ``G``, SAC updates per env step
+    :param epoch_length: ``E``, env steps between two model trainings
+    :param rollouts_per_step: ``M``, branched rollouts per env step
+    :param rollout_length: ``k``, steps of each branched rollout
+    :param rollout_every: make the rollouts of this many env steps at once (``M · rollout_every`` rows)
+    :param ensemble_size: ``B``, members of the model ensemble
+    :param model_kwargs: further arguments of the model class (``hidden_units``, ``learning_rate``, ...)
+    :param model_fit_kwargs: arguments of the model's ``fit`` (``holdout_ratio``, ``max_epochs``, ...)
+    :param hybrid_schedule: M3PO-h's ``(a, b)`` of Table 3 (epochs count ``E`` real steps each, from 0);
+        ``None``: plain M3PO (β = 1)
+    :param history_length: ``L`` when ``env`` is an id; for a given env, if set, it must match the env's
+    :param ent_coef: SAC's entropy coefficient (``"auto"`` learns it)
+    :param target_update_interval: gradient steps between target critic updates
+    :param target_entropy: target entropy when learning ``ent_coef``
+    :param stats_window_size: episodes averaged for the rollout logs
+    :param tensorboard_log: TensorBoard folder (``None``: none)
+    :param policy_kwargs: policy arguments; default :func:`history_policy_kwargs` of the env's layout
+    :param verbose: verbosity level
+    :param seed: seed of all random generators
+    :param device: torch device of the networks and the model
+    :param _init_setup_model: build the networks and buffers now
+    """
+
+    dynamics_model_class: ClassVar[type[DynamicsModel]] = MetaDynamicsModel
+    replay_buffer: ModelReplayBuffer  # D_model
+    env_buffer: ReplayBuffer  # D_env
+    dynamics_model: DynamicsModel
+
+    def __init__(
+        self,
+        policy: str | type[SACPolicy],
+        env: GymEnv | str | None,
+        learning_rate: float | Schedule = 3e-4,
+        buffer_size: int | None = None,
+        env_buffer_size: int = 200_000,
+        learning_starts: int | None = None,
+        batch_size: int = 256,
+        tau: float = 0.005,
+        gamma: float = 0.99,
+        gradient_steps: int = 20,
+        epoch_length: int = 1000,
+        rollouts_per_step: int = 1000,
+        rollout_length: int = 1,
+        rollout_every: int = 1,
+        ensemble_size: int = 3,
+        model_kwargs: dict[str, Any] | None = None,
+        model_fit_kwargs: dict[str, Any] | None = None,
+        hybrid_schedule: tuple[int, int] | None = None,
+        history_length: int | None = None,
+        ent_coef: str | float = "auto",
+        target_update_interval: int = 1,
+        target_entropy: str | float = "auto",
+        stats_window_size: int = 100,
+        tensorboard_log: str | None = None,
+        policy_kwargs: dict[str, Any] | None = None,
+        verbose: int = 0,
+        seed: int | None = None,
+        device: th.device | str = "auto",
+        _init_setup_model: bool = True,
+    ):
+        self.history_layout: HistoryLayout | None = None
+        if env is not None:  # None when ``load`` rebuilds the agent; the layout then comes from the file
+            env, self.history_layout = _history_env(env, history_length, verbose)
+            if policy_kwargs is None:
+                policy_kwargs = history_policy_kwargs(self.history_layout)
+        super().__init__(
+            policy,
+            env,  # type: ignore[arg-type]
+            learning_rate=learning_rate,
+            buffer_size=rollouts_per_step * epoch_length * rollout_length if buffer_size is None else buffer_size,
+            learning_starts=epoch_length if learning_starts is None else learning_starts,
+            batch_size=batch_size,
+            tau=tau,
+            gamma=gamma,
+            train_freq=1,
+            gradient_steps=gradient_steps,
+            ent_coef=ent_coef,
+            target_update_interval=target_update_interval,
+            target_entropy=target_entropy,
+            stats_window_size=stats_window_size,
+            tensorboard_log=tensorboard_log,
+            policy_kwargs=policy_kwargs,
+            verbose=verbose,
+            seed=seed,
+            device=device,
+            _init_setup_model=False,
+        )
+        self.env_buffer_size = env_buffer_size
+        self.epoch_length = epoch_length
+        self.rollouts_per_step = rollouts_per_step
+        self.rollout_length = rollout_length
+        self.rollout_every = rollout_every
+        self.ensemble_size = ensemble_size
+        self.model_kwargs = {} if model_kwargs is None else model_kwargs
+        self.model_fit_kwargs = {} if model_fit_kwargs is None else model_fit_kwargs
+        self.hybrid_schedule = hybrid_schedule
+        # Hooks for diagnostics: the statistics of the last model fit and of the last rollout batch.
+        self.last_model_fit_stats: dict[str, Any] = {}
+        self.last_rollout_stats: dict[str, float] = {}
+        self.termination_fn: TerminationFn | None = None
+        self._validate_hyperparameters()
+        if _init_setup_model:
+            self._setup_model()
+
+    def _validate_hyperparameters(self) -> None:
+        integers = dict(
+            buffer_size=self.buffer_size,
+            env_buffer_size=self.env_buffer_size,
+            learning_starts=self.learning_starts,
+            batch_size=self.batch_size,
+            gradient_steps=self.gradient_steps,
+            epoch_length=self.epoch_length,
+            rollouts_per_step=self.rollouts_per_step,
+            rollout_length=self.rollout_length,
+            rollout_every=self.rollout_every,
+            ensemble_size=self.ensemble_size,
+        )
+        for name, value in integers.items():
+            if not isinstance(value, (int, np.integer)) or isinstance(value, bool):
+                raise TypeError(f"M3PO: {name} must be an integer, got {value!r}")
+        epoch_of_rollouts = self.rollouts_per_step * self.epoch_length * self.rollout_length
+        checks = [
+            (self.rollout_length >= 1, f"rollout_length (k) must be >= 1, got {self.rollout_length}"),
+            (self.rollouts_per_step >= 1, f"rollouts_per_step (M) must be >= 1, got {self.rollouts_per_step}"),
+            (self.gradient_steps >= 0, f"gradient_steps (G) must be >= 0, got {self.gradient_steps}"),
+            (self.epoch_length >= 1, f"epoch_length (E) must be >= 1, got {self.epoch_length}"),
+            (self.rollout_every >= 1, f"rollout_every must be >= 1, got {self.rollout_every}"),
+            (self.ensemble_size >= 1, f"ensemble_size (B) must be >= 1, got {self.ensemble_size}"),
+            (self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}"),
+            (
+                self.learning_starts >= 1,
+                f"learning_starts must be >= 1 (the model is first trained on the real data collected by then), got {self.learning_starts}",
+            ),
+            (
+                self.buffer_size >= epoch_of_rollouts,
+                f"buffer_size={self.buffer_size} is too small to hold one epoch of rollouts, M·E·k = {epoch_of_rollouts}",
+            ),
+            (
+                self.env_buffer_size >= self.learning_starts,
+                f"env_buffer_size={self.env_buffer_size} cannot hold the learning_starts={self.learning_starts} real steps the model is first trained on",
+            ),
+        ]
+        if self.hybrid_schedule is not None:
+            start, end = self.hybrid_schedule
+            checks.append((0 <= start < end, f"hybrid_schedule (a, b) needs 0 <= a < b, got {self.hybrid_schedule}"))
+        if self.env is not None:
+            checks.append((self.n_envs == 1, f"M3PO trains on one env (its epochs count single steps), got {self.n_envs}"))
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(f"M3PO: {message}")
+
+    def _setup_model(self) -> None:
+        # D_model is SAC's replay buffer: the policy learns from the model's transitions (Algorithm 2, line 11).
+        self.replay_buffer = ModelReplayBuffer(self.buffer_size, self.observation_space, self.action_space, self.device)
+        super()._setup_model()
+        self.env_buffer = ReplayBuffer(self.env_buffer_size, self.observation_space, self.action_space, self.device, n_envs=self.n_envs)
+        # Built after SAC's ``set_random_seed``, so the model's initial weights follow the seed.
+        assert self.history_layout is not None, "M3PO needs an env (or a saved agent) to know its history layout"
+        self.dynamics_model = self.dynamics_model_class(
+            self.history_layout, ensemble_size=self.ensemble_size, device=self.device, **self.model_kwargs
+        )
+
+    def _setup_learn(
+        self,
+        total_timesteps: int,
+        callback: MaybeCallback = None,
+        reset_num_timesteps: bool = True,
+        tb_log_name: str = "run",
+        progress_bar: bool = False,
+    ) -> tuple[int, BaseCallback]:
+        total_timesteps, callback = super()._setup_learn(total_timesteps, callback, reset_num_timesteps, tb_log_name, progress_bar)
+        # Looked up once per ``learn``: the env may have been replaced by ``set_env`` or ``load``.
+        self.termination_fn = self._env_termination_fn()
+        return total_timesteps, callback
+
+    def _init_callback(self, callback: MaybeCallback, progress_bar: bool = False) -> BaseCallback:
+        """Run the model side of Algorithm 2 (:class:`ModelRolloutCallback`) ahead of the user's callbacks."""
+        if not isinstance(callback, list):
+            callback = [callback if isinstance(callback, BaseCallback) else ConvertCallback(callback)]
+        return super()._init_callback([ModelRolloutCallback(), *callback], progress_bar)
+
+    def _env_termination_fn(self) -> TerminationFn | None:
+        """The env's batched health rule for fictitious steps; envs without one (e.g. Pendulum) never end."""
+        assert self.env is not None
+        try:
+            return self.env.get_attr("termination_fn")[0]
+        except AttributeError:
+            return None
+
+    # ------------------------------------------------------------------ the steps of Algorithm 2
+    def _store_transition(
+        self,
+        replay_buffer: ReplayBuffer,
+        buffer_action: np.ndarray,
+        new_obs: np.ndarray | dict[str, np.ndarray],
+        reward: np.ndarray,
+        dones: np.ndarray,
+        infos: list[dict[str, Any]],
+    ) -> None:
+        """Real transitions go to ``D_env`` (SB3 hands over its replay buffer, which is ``D_model`` here)."""
+        super()._store_transition(self.env_buffer, buffer_action, new_obs, reward, dones, infos)
+
+    def env_transitions(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """
+        All real transitions of ``D_env`` in the model's terms.
+
+        :return: histories ``h_t``, actions ``a_t`` in the env's units (as the histories record them),
+            observations ``o_{t+1}``, rewards ``r_t``
+        """
+        size, layout = self.env_buffer.size(), self.history_layout
+        assert layout is not None
+        histories = self.env_buffer.observations[:size].reshape(-1, layout.size)
+        next_obs, _, past_actions, _ = layout.split(self.env_buffer.next_observations[:size].reshape(-1, layout.size))
+        return histories, past_actions[:, -1], next_obs, self.env_buffer.rewards[:size].reshape(-1)
+
+    def train_dynamics(self) -> dict[str, Any]:
+        """
+        Train the model on all of ``D_env`` (Algorithm 2, line 3) and log its fit statistics.
+
+        :return: the statistics of the model's ``fit``
+        """
+        stats = self.dynamics_model.fit(
+            *self.env_transitions(), rng=np.random.default_rng(np.random.randint(2**31)), **self.model_fit_kwargs
+        )
+        if not np.isfinite(stats["holdout_nll"]):
+            raise FloatingPointError(f"M3PO: the model's held-out NLL is {stats['holdout_nll']}")
+        for key in ("holdout_nll", "train_nll", "epochs"):
+            self.logger.record(f"model/{key}", stats[key])
+        self.last_model_fit_stats = stats
+        return stats
+
+    def rollout_dynamics(self, n_rollouts: int) -> RolloutBatch:
+        """
+        Branched rollouts of ``k`` steps from ``n_rollouts`` histories sampled from ``D_env``, with the current
+        policy and model, into ``D_model`` (Algorithm 2, lines 7-9).
+
+        :param n_rollouts: number of rollouts
+        :return: the fictitious transitions stored, with the counts of what was not stored
+        """
+        start_histories = self.env_buffer.sample(n_rollouts).observations
+        batch = branched_rollouts(
+            start_histories, self.actor, self.dynamics_model, self.action_space, self.rollout_length, self.termination_fn  # type: ignore[arg-type]
+        )
+        self.replay_buffer.extend(batch.obs, batch.next_obs, batch.action, batch.reward, batch.done)
+        self.last_rollout_stats = dict(
+            model_transitions=len(batch), dropped_nonfinite=batch.n_dropped_nonfinite, terminated_fraction=batch.terminated_fraction
+        )
+        for key, value in self.last_rollout_stats.items():
+            self.logger.record(f"rollout/{key}", value)
+        return batch
+
+    def train(self, gradient_steps: int, batch_size: int = 64) -> None:
+        """``G`` SAC updates on ``D_model`` (Algorithm 2, line 11); M3PO-h's sample ``D_hyb`` instead."""
+        beta = self.hybrid_beta()
+        self.logger.record("train/beta", beta)
+        model_buffer = self.replay_buffer
+        if beta < 1.0:  # SAC.train samples ``self.replay_buffer``: lend it the hybrid view for these updates
+            self.replay_buffer = HybridReplayBuffer(model_buffer, self.env_buffer, beta)  # type: ignore[assignment]
+        try:
+            super().train(gradient_steps, batch_size)
+        finally:
+            self.replay_buffer = model_buffer
+        for key in ("train/actor_loss", "train/critic_loss"):
+            if not np.isfinite(self.logger.name_to_value[key]):
+                raise FloatingPointError(f"M3PO: {key} is {self.logger.name_to_value[key]} after {self._n_updates} updates")
+
+    def hybrid_beta(self, epoch: float | None = None) -> float:
+        """
+        :param epoch: the epoch (default: the current one, ``num_timesteps // epoch_length``)
+        :return: M3PO-h's β (:func:`hybrid_beta`); 1 for plain M3PO
+        """
+        if self.hybrid_schedule is None:
+            return 1.0
+        return hybrid_beta(self.num_timesteps // self.epoch_length if epoch is None else epoch, *self.hybrid_schedule)
+
+    # ------------------------------------------------------------------ persistence
+    def _excluded_save_params(self) -> list[str]:
+        # D_env is kept with ``save_env_buffer``, like D_model with ``save_replay_buffer``; the health rule
+        # is a method of the env.
+        return [*super()._excluded_save_params(), "env_buffer", "termination_fn"]
+
+    def _get_torch_save_params(self) -> tuple[list[str], list[str]]:
+        state_dicts, variables = super()._get_torch_save_params()
+        # The model's state dict carries its normalisers (registered buffers).
+        return [*state_dicts, "dynamics_model", "dynamics_model.optimizer"], variables
+
+    def save_env_buffer(self, path: str | pathlib.Path | io.BufferedIOBase) -> None:
+        """
+        Save ``D_env`` (the real transitions) as a pickle file; ``save_replay_buffer`` saves ``D_model``.
+
+        :param path: file to write (folders are created)
+        """
+        save_to_pkl(path, self.env_buffer, self.verbose)
+
+    def load_env_buffer(self, path: str | pathlib.Path | io.BufferedIOBase) -> None:
+        """
+        Load ``D_env`` saved by :meth:`save_env_buffer`.
+
+        :param path: the pickle file
+        """
+        env_buffer = load_from_pkl(path, self.verbose)
+        if not isinstance(env_buffer, ReplayBuffer):
+            raise TypeError(f"{path} does not hold a ReplayBuffer but a {type(env_buffer).__name__}")
+        env_buffer.device = self.device
+        self.env_buffer = env_buffer
+
+
+class M2PO(M3PO):
+    """
+    M2PO (seed A.9): M3PO with a non-adaptive model, MBPO's ensemble of Gaussian networks on ``(o_t, a_t)``
+    alone. The policy and critics stay history-conditioned. Arguments as :class:`M3PO`.
+    """
+
+    dynamics_model_class = DynamicsModel
+
+
+def _history_env(env: GymEnv | str, history_length: int | None, verbose: int) -> tuple[GymEnv, HistoryLayout]:
+    """
+    Check that ``env`` has continuous actions and history observations; make and wrap an env id.
+
+    :return: the env and its history layout
+    """
+    wrap = isinstance(env, str)
+    env = maybe_make_env(env, verbose)
+    if not isinstance(env.action_space, spaces.Box):
+        raise TypeError(f"M3PO needs a continuous (Box) action space, got {env.action_space}")
+    if wrap:
+        env = HistoryObservation(env, DEFAULT_HISTORY_LENGTH if history_length is None else history_length)
+    try:
+        layout = env.get_attr("history_layout")[0] if isinstance(env, VecEnv) else env.get_wrapper_attr("history_layout")
+    except AttributeError as error:
+        raise ValueError(
+            "M3PO conditions on histories: wrap the env with m3po_sb3.HistoryObservation(env, history_length=10), "
+            "or pass an env id, which is wrapped for you"
+        ) from error
+    if history_length is not None and layout.history_length != history_length:
+        raise ValueError(f"history_length={history_length} does not match the env's HistoryObservation (L={layout.history_length})")
+    return env, layout
