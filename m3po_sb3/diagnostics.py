@@ -204,7 +204,7 @@ class DiagnosticsCallback(BaseCallback):
         epoch_length: int | None = None,
         csv_path: str | None = None,
         n_samples: int = 2048,
-        behaviour_steps: int = 250,
+        behaviour_steps: int = 100,
         batch_size: int = 256,
         learning_rate: float = 1e-3,
         verbose: int = 0,

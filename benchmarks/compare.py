@@ -1,0 +1,127 @@
+"""Learning comparison of M3PO, M2PO and history-SAC (issue 5): same networks, G, warm-up and seeds.
+
+Trains the (env × algo × seed) grid in parallel with :mod:`m3po_sb3.sweep` (each run is
+``python -m m3po_sb3.train ... --diagnostics``), then writes into ``--results``:
+
+- ``returns.csv`` and ``diagnostics.csv``: every run's evaluations and diagnostics, one row per (run, step);
+- ``ENV_returns.png`` and ``ENV_diagnostics.png``: mean ± std over seeds;
+- ``table.md``: evaluation return (mean ± std over seeds) at fixed sample counts.
+
+``--aggregate-only`` re-reads finished runs. Everything after ``--`` goes to every run's training command
+line (the default is the CPU budget described in benchmarks/README.md).
+"""
+
+import argparse
+import csv
+from collections.abc import Sequence
+from pathlib import Path
+
+from m3po_sb3.plotting import mean_over_seeds, plot_seed_curves, read_csv_columns
+from m3po_sb3.sweep import BACKENDS, grid, run_dir, run_sweep
+
+DEFAULT_TRAIN_ARGS = (
+    "--preset demo --epoch-length 500 --gradient-steps 1 --eval-freq 500 --eval-episodes 3 --diagnostics --no-progress-bar"
+).split()
+DIAGNOSTICS = ("eps_m", "eps_pi", "td_error")
+
+
+def write_long_csv(path: Path, runs: dict[tuple[str, str, int], Path], file_name: str) -> None:
+    """
+    Concatenate one CSV of every run, prefixed with ``env, algo, seed`` columns.
+
+    :param path: the file to write
+    :param runs: (env, algo, seed) -> run folder
+    :param file_name: the CSV of each run folder (``eval.csv`` or ``diagnostics.csv``)
+    """
+    with open(path, "w", newline="") as file:
+        writer = None
+        for (env, algo, seed), folder in runs.items():
+            with open(folder / file_name, newline="") as run_file:
+                for row in csv.DictReader(run_file):
+                    if writer is None:
+                        writer = csv.DictWriter(file, ["env", "algo", "seed", *row])
+                        writer.writeheader()
+                    writer.writerow(dict(env=env, algo=algo, seed=seed, **row))
+
+
+def markdown_table(env: str, paths: dict[str, list[Path]], sample_counts: Sequence[int]) -> str:
+    """
+    :param env: the env id (table caption)
+    :param paths: algo -> the ``eval.csv`` of its seeds
+    :param sample_counts: env steps to report (each must be an evaluation step of every run)
+    :return: a markdown table of the mean ± std over seeds of the evaluation return
+    """
+    lines = [f"**{env}**: evaluation return, mean ± std over seeds", "", "| algo | seeds | " + " | ".join(f"{n} steps" for n in sample_counts) + " |"]
+    lines.append("|---" * (len(sample_counts) + 2) + "|")
+    for algo, algo_paths in paths.items():
+        at = {int(t): (m, s) for t, m, s in zip(*mean_over_seeds(algo_paths, "mean_return"))}
+        cells = [f"{at[n][0]:.1f} ± {at[n][1]:.1f}" if n in at else "n/a" for n in sample_counts]
+        lines.append(f"| {algo} | {len(algo_paths)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def aggregate(runs: dict[tuple[str, str, int], Path], results: Path, sample_counts: Sequence[int] | None) -> str:
+    """
+    Write the CSVs, PNGs and markdown table of finished runs.
+
+    :param runs: (env, algo, seed) -> run folder
+    :param results: output folder
+    :param sample_counts: table columns (default: every evaluation step common to all runs)
+    :return: the markdown tables
+    """
+    results.mkdir(parents=True, exist_ok=True)
+    write_long_csv(results / "returns.csv", runs, "eval.csv")
+    write_long_csv(results / "diagnostics.csv", runs, "diagnostics.csv")
+    tables = []
+    for env in dict.fromkeys(env for env, _, _ in runs):
+        by_algo: dict[str, list[Path]] = {}
+        for (run_env, algo, _), folder in runs.items():
+            if run_env == env:
+                by_algo.setdefault(algo, []).append(folder)
+        evals = {algo: [folder / "eval.csv" for folder in folders] for algo, folders in by_algo.items()}
+        diagnostics = {algo: [folder / "diagnostics.csv" for folder in folders] for algo, folders in by_algo.items()}
+        plot_seed_curves(evals, results / f"{env}_returns.png", title=f"{env}: evaluation return")
+        plot_seed_curves(diagnostics, results / f"{env}_diagnostics.png", columns=DIAGNOSTICS, title=f"{env}: diagnostics")
+        if sample_counts is None:
+            common = set.intersection(*(set(read_csv_columns(path)["timesteps"]) for paths in evals.values() for path in paths))
+            sample_counts = [int(t) for t in sorted(common)]
+        tables.append(markdown_table(env, evals, sample_counts))
+    (results / "table.md").write_text("\n".join(tables))
+    return "\n".join(tables)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """:return: the command line parser of ``python benchmarks/compare.py``"""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--envs", nargs="+", default=["HalfCheetahFwdBwd-v0", "HalfCheetahPier-v0"])
+    parser.add_argument("--algos", nargs="+", default=["m3po", "m2po", "sac"])
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--timesteps", type=int, default=3000, help="env steps per run")
+    parser.add_argument("--runs", default="benchmarks/runs", help="folder of the runs (models, per-run CSVs)")
+    parser.add_argument("--results", default="benchmarks/results", help="folder of the aggregated outputs")
+    parser.add_argument("--sample-counts", nargs="+", type=int, default=None, help="table columns (default: every evaluation)")
+    parser.add_argument("--backend", choices=BACKENDS, default="process")
+    parser.add_argument("--workers", type=int, default=None, help="local processes (default: the CPU count)")
+    parser.add_argument("--aggregate-only", action="store_true", help="do not train, aggregate the runs found")
+    parser.add_argument("train_args", nargs=argparse.REMAINDER, help="after --: arguments of every run")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> str:
+    """
+    :param argv: command line arguments (default: ``sys.argv[1:]``)
+    :return: the markdown tables
+    """
+    args = build_parser().parse_args(argv)
+    train_args = args.train_args[1:] if args.train_args[:1] == ["--"] else args.train_args
+    train_args = [*(train_args or DEFAULT_TRAIN_ARGS), "--timesteps", str(args.timesteps)]
+    if not args.aggregate_only:
+        run_sweep(grid(args.algos, args.envs, args.seeds, args.runs, train_args), args.backend, args.workers)
+    runs = {(env, algo, seed): run_dir(args.runs, env, algo, seed) for env in args.envs for algo in args.algos for seed in args.seeds}
+    tables = aggregate(runs, Path(args.results), args.sample_counts)
+    print(tables)
+    return tables
+
+
+if __name__ == "__main__":
+    main()

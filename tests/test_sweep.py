@@ -1,0 +1,44 @@
+"""The parallel runner: a tiny two-run sweep in a process pool, and the optional Ray backend."""
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from m3po_sb3.sweep import grid, main, run_dir, run_sweep
+
+TINY_RUN = (
+    "--preset demo --epoch-length 20 --timesteps 40 --eval-freq 40 --eval-episodes 1 --gradient-steps 1 "
+    "--rollouts-per-step 2 --history-length 2 --diagnostics --no-progress-bar"
+).split()
+
+
+def test_grid_has_one_command_line_per_run(tmp_path):
+    argvs = grid(["m3po", "sac"], ["A-v0", "B-v0"], [0, 1], tmp_path, ["--timesteps", "5"])
+    assert len(argvs) == 8
+    assert argvs[0] == ["--env", "A-v0", "--algo", "m3po", "--seed", "0", "--out", str(run_dir(tmp_path, "A-v0", "m3po", 0)), "--timesteps", "5"]
+    assert len({tuple(argv) for argv in argvs}) == 8
+
+
+def test_two_runs_in_a_process_pool(tmp_path):
+    outs = main(["--algos", "m3po", "sac", "--envs", "Pendulum-v1", "--seeds", "0", "--out", str(tmp_path), "--workers", "2", "--", *TINY_RUN])
+    assert outs == [str(run_dir(tmp_path, "Pendulum-v1", algo, 0)) for algo in ("m3po", "sac")]
+    for out in outs:
+        for name in ("eval.csv", "diagnostics.csv", "model.zip", "config.json"):
+            assert (Path(out) / name).exists()
+
+
+def test_a_failing_run_is_raised(tmp_path):
+    with pytest.raises(SystemExit):  # no preset for this env
+        run_sweep(grid(["sac"], ["Pendulum-v1"], [0], tmp_path, ["--timesteps", "5"]), max_workers=1)
+
+
+def test_ray_backend_without_ray_raises_a_clear_import_error(monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if Ray were not installed
+    with pytest.raises(ImportError, match="optional extra"):
+        run_sweep([["--env", "Pendulum-v1"]], backend="ray")
+
+
+def test_unknown_backend():
+    with pytest.raises(ValueError, match="unknown backend"):
+        run_sweep([], backend="slurm")
