@@ -27,6 +27,7 @@ from m3po_sb3.diagnostics import (
 )
 from m3po_sb3.dynamics import DynamicsModel, EnsembleLinear
 from m3po_sb3.history import HistoryLayout, history_policy_kwargs
+from m3po_sb3.plotting import mean_over_seeds, plot_seed_curves
 
 
 def linear_actor(obs_dim: int, act_dim: int) -> Actor:
@@ -202,3 +203,17 @@ def test_callback_raises_on_non_finite_values():
         model.critic.q_networks[0][-1].bias.fill_(math.nan)
     with pytest.raises(FloatingPointError, match="TD error"):
         model.learn(20, callback=DiagnosticsCallback(epoch_length=10, behaviour_steps=2))
+
+
+def test_seed_aggregation_and_diagnostics_plot(tmp_path):
+    """mean ± std over seeds at the common timesteps; a diagnostic an agent lacks (empty cells) is skipped."""
+    for seed, rows in enumerate([[(10, "", 1.0, 2.0), (20, "", 3.0, 4.0)], [(10, "", 3.0, 2.0), (30, "", 0.0, 0.0)]]):
+        with open(tmp_path / f"diag{seed}.csv", "w", newline="") as file:
+            csv.writer(file).writerows([("timesteps", "eps_m", "eps_pi", "td_error"), *rows])
+    paths = [tmp_path / "diag0.csv", tmp_path / "diag1.csv"]
+    timesteps, mean, std = mean_over_seeds(paths, "eps_pi")
+    np.testing.assert_array_equal(timesteps, [10])
+    np.testing.assert_allclose(mean, [2.0])
+    np.testing.assert_allclose(std, [1.0])
+    image = plot_seed_curves({"sac": paths}, tmp_path / "diag.png", columns=("eps_m", "eps_pi", "td_error"))
+    assert image.stat().st_size > 0
