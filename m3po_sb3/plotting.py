@@ -71,7 +71,8 @@ def plot_seed_curves(
             axes.fill_between(timesteps, mean - std, mean + std, alpha=0.2)
         axes.set_xlabel("env steps")
         axes.set_ylabel(column)
-        axes.legend(fontsize="small")
+        if axes.lines:  # no legend for a panel no label has data for
+            axes.legend(fontsize="small")
     if title is not None:
         figure.suptitle(title)
     figure.savefig(out_png, dpi=120)
