@@ -202,17 +202,17 @@ class M3PO(SAC):
             self._setup_model()
 
     def _validate_hyperparameters(self) -> None:
-        integers = dict(
-            buffer_size=self.buffer_size,
-            env_buffer_size=self.env_buffer_size,
-            learning_starts=self.learning_starts,
-            batch_size=self.batch_size,
+        integers = dict(  # the defaults of buffer_size and learning_starts derive from M, E, k: checked last
             gradient_steps=self.gradient_steps,
             epoch_length=self.epoch_length,
             rollouts_per_step=self.rollouts_per_step,
             rollout_length=self.rollout_length,
             rollout_every=self.rollout_every,
             ensemble_size=self.ensemble_size,
+            batch_size=self.batch_size,
+            env_buffer_size=self.env_buffer_size,
+            buffer_size=self.buffer_size,
+            learning_starts=self.learning_starts,
         )
         for name, value in integers.items():
             if not isinstance(value, (int, np.integer)) or isinstance(value, bool):
