@@ -16,6 +16,8 @@ import csv
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
+
 from m3po_sb3.plotting import mean_over_seeds, plot_seed_curves, read_csv_columns
 from m3po_sb3.sweep import BACKENDS, grid, run_dir, run_sweep
 
@@ -60,6 +62,21 @@ def markdown_table(env: str, paths: dict[str, list[Path]], sample_counts: Sequen
     return "\n".join(lines) + "\n"
 
 
+def diagnostics_table(env: str, paths: dict[str, list[Path]]) -> str:
+    """
+    :param env: the env id (table caption)
+    :param paths: algo -> the ``diagnostics.csv`` of its seeds
+    :return: a markdown table of each diagnostic (mean ± std over seeds) at the last step all seeds logged
+    """
+    lines = [f"**{env}**: diagnostics at the last epoch, mean ± std over seeds", "", "| algo | steps | " + " | ".join(DIAGNOSTICS) + " |"]
+    lines.append("|---" * (len(DIAGNOSTICS) + 2) + "|")
+    for algo, algo_paths in paths.items():
+        last = [mean_over_seeds(algo_paths, name) for name in DIAGNOSTICS]
+        cells = [f"{mean[-1]:.3g} ± {std[-1]:.2g}" if np.isfinite(mean[-1]) else "n/a" for _, mean, std in last]
+        lines.append(f"| {algo} | {int(last[0][0][-1])} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def aggregate(runs: dict[tuple[str, str, int], Path], results: Path, sample_counts: Sequence[int] | None) -> str:
     """
     Write the CSVs, PNGs and markdown table of finished runs.
@@ -85,7 +102,7 @@ def aggregate(runs: dict[tuple[str, str, int], Path], results: Path, sample_coun
         if sample_counts is None:
             common = set.intersection(*(set(read_csv_columns(path)["timesteps"]) for paths in evals.values() for path in paths))
             sample_counts = [int(t) for t in sorted(common)]
-        tables.append(markdown_table(env, evals, sample_counts))
+        tables += [markdown_table(env, evals, sample_counts), diagnostics_table(env, diagnostics)]
     (results / "table.md").write_text("\n".join(tables))
     return "\n".join(tables)
 
