@@ -6,17 +6,9 @@ import torch as th
 
 from m3po_sb3.dynamics import DynamicsModel, EnsembleLinear, MetaDynamicsModel
 from m3po_sb3.history import HistoryLayout
+from test_history import single_torch_thread  # noqa: F401  (autouse fixture; its home should be tests/conftest.py)
 
 LAYOUT = HistoryLayout(obs_dim=1, act_dim=1, history_length=4)
-
-
-@pytest.fixture(autouse=True)
-def single_torch_thread():
-    """These small networks train fastest on one thread, and the suite runs one pytest-xdist worker per core."""
-    threads = th.get_num_threads()
-    th.set_num_threads(1)
-    yield
-    th.set_num_threads(threads)
 
 
 def switching_system(rng: np.random.Generator, episodes: int, steps: int = 100, switch_every: int = 20) -> tuple[np.ndarray, ...]:

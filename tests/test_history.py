@@ -14,6 +14,15 @@ from stable_baselines3.common.env_checker import check_env
 from m3po_sb3.history import HistoryFeaturesExtractor, HistoryLayout, HistoryObservation, history_policy_kwargs
 
 
+@pytest.fixture(autouse=True)
+def single_torch_thread():
+    """Small networks train fastest on one thread; the suite runs one pytest-xdist worker per core."""
+    threads = th.get_num_threads()
+    th.set_num_threads(1)
+    yield
+    th.set_num_threads(threads)
+
+
 class CounterEnv(gym.Env):
     """Observations ``[t, 100 * episode + t]``, so values never repeat across episodes; ends after 5 steps."""
 
@@ -129,7 +138,7 @@ def test_extractor_ignores_padded_slots():
 @pytest.mark.parametrize("algorithm", [SAC, PPO])
 def test_sb3_algorithms_learn_on_histories(algorithm):
     env = HistoryObservation(gym.make("Pendulum-v1"), history_length=4)
-    kwargs = dict(learning_starts=100, batch_size=32) if algorithm is SAC else dict(n_steps=100, batch_size=50, n_epochs=1)
+    kwargs = dict(learning_starts=150, batch_size=32) if algorithm is SAC else dict(n_steps=100, batch_size=50, n_epochs=1)
     model = algorithm("MlpPolicy", env, policy_kwargs=history_policy_kwargs(env.history_layout, net_arch=(32, 32)), seed=0, **kwargs)
     model.learn(200)
     assert model.get_env().get_attr("history_layout") == [env.history_layout]
