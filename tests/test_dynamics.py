@@ -6,7 +6,6 @@ import torch as th
 
 from m3po_sb3.dynamics import DynamicsModel, EnsembleLinear, MetaDynamicsModel
 from m3po_sb3.history import HistoryLayout
-from test_history import single_torch_thread  # noqa: F401  (autouse fixture; its home should be tests/conftest.py)
 
 LAYOUT = HistoryLayout(obs_dim=1, act_dim=1, history_length=4)
 

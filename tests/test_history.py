@@ -14,15 +14,6 @@ from stable_baselines3.common.env_checker import check_env
 from m3po_sb3.history import HistoryFeaturesExtractor, HistoryLayout, HistoryObservation, history_policy_kwargs
 
 
-@pytest.fixture(autouse=True)
-def single_torch_thread():
-    """Small networks train fastest on one thread; the suite runs one pytest-xdist worker per core."""
-    threads = th.get_num_threads()
-    th.set_num_threads(1)
-    yield
-    th.set_num_threads(threads)
-
-
 class CounterEnv(gym.Env):
     """Observations ``[t, 100 * episode + t]``, so values never repeat across episodes; ends after 5 steps."""
 
