@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import gymnasium as gym
-import mujoco
 import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env as gym_check_env
