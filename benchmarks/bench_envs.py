@@ -1,8 +1,9 @@
 """Env steps per second of each meta_mujoco_envs environment against its Gymnasium v5 base environment.
 
-Both are made with ``gym.make`` (same wrappers), driven by the same seeded random actions, resets (and so
-task draws and switches) included. The pairs are interleaved, repeated, and the median of the per-repeat
-ratios is reported, because these machines are noisy.
+Both are made with ``gym.make`` (same wrappers) and stepped alternately, one step each, with the same seeded
+random actions from the same start state; resets (and so task draws) and task switches are included. Each
+pair is repeated with different seeds and the median of the per-repeat ratios is reported, because these
+machines are noisy.
 
     python benchmarks/bench_envs.py --steps 5000 --repeats 5
 """
@@ -28,24 +29,48 @@ PAIRS = {
 }
 
 
-def steps_per_second(env_id: str, n_steps: int, seed: int, max_episode_steps: int) -> float:
-    """Time ``n_steps`` random-action steps of ``env_id``, resetting at episode ends.
+def paired_steps_per_second(env_id: str, base_id: str, n_steps: int, seed: int, max_episode_steps: int):
+    """Steps per second of ``env_id`` and of ``base_id``, stepped alternately with the same actions.
 
-    :param max_episode_steps: the same time limit for both envs of a pair, so that both reset equally often.
+    Alternating single steps makes a burst of machine load hit both envs equally. Both episodes start from
+    the same state (the base env's reset state is copied into ours where the robots have the same joints;
+    not for the pier, whose blocks add joints), so a direction env, whose dynamics are the base's, follows
+    the very same trajectory, and the others differ only by what their task changes. Resets and task
+    switches are timed too.
+
+    :param max_episode_steps: the time limit of both envs.
     """
-    env = gym.make(env_id, max_episode_steps=max_episode_steps)
-    env.reset(seed=seed)
+    ours = gym.make(env_id, max_episode_steps=max_episode_steps)
+    base = gym.make(base_id, max_episode_steps=max_episode_steps)
+    same_joints = ours.unwrapped.model.nq == base.unwrapped.model.nq
     actions = np.random.default_rng(seed).uniform(
-        env.action_space.low, env.action_space.high, size=(n_steps,) + env.action_space.shape
+        ours.action_space.low, ours.action_space.high, size=(n_steps,) + ours.action_space.shape
     )
-    start = time.perf_counter()
+    elapsed = {"ours": 0.0, "base": 0.0}
+
+    def reset_both(episode: int) -> None:
+        for name, env in (("ours", ours), ("base", base)):
+            start = time.perf_counter()
+            env.reset(seed=seed * 100_003 + episode)
+            elapsed[name] += time.perf_counter() - start
+        if same_joints:
+            ours.unwrapped.set_state(base.unwrapped.data.qpos, base.unwrapped.data.qvel)
+
+    episode = 0
+    reset_both(episode)
     for action in actions:
-        _, _, terminated, truncated, _ = env.step(action)
-        if terminated or truncated:
-            env.reset()
-    elapsed = time.perf_counter() - start
-    env.close()
-    return n_steps / elapsed
+        done = False
+        for name, env in (("ours", ours), ("base", base)):
+            start = time.perf_counter()
+            _, _, terminated, truncated, _ = env.step(action)
+            elapsed[name] += time.perf_counter() - start
+            done = done or terminated or truncated
+        if done:  # both start the next episode together
+            episode += 1
+            reset_both(episode)
+    ours.close()
+    base.close()
+    return n_steps / elapsed["ours"], n_steps / elapsed["base"]
 
 
 def main() -> None:
@@ -59,12 +84,10 @@ def main() -> None:
     print(f"{'env':26s} {'steps/s':>9s} {'base':14s} {'steps/s':>9s} {'ratio (median)':>15s} {'target':>7s}")
     for env_id in args.envs:
         base_id, target = PAIRS[env_id]
-        ours, base = [], []
-        for repeat in range(args.repeats):
-            # Alternate which runs first, so slow drifts of the machine hit both equally.
-            order = [(env_id, ours), (base_id, base)][:: 1 if repeat % 2 == 0 else -1]
-            for name, out in order:
-                out.append(steps_per_second(name, args.steps, seed=repeat, max_episode_steps=args.max_episode_steps))
+        rates = np.array(
+            [paired_steps_per_second(env_id, base_id, args.steps, repeat, args.max_episode_steps) for repeat in range(args.repeats)]
+        )
+        ours, base = rates[:, 0], rates[:, 1]
         ratio = float(np.median(np.array(ours) / np.array(base)))
         verdict = "ok" if ratio >= target else "BELOW"
         print(

@@ -154,9 +154,9 @@ class NonStationaryTaskEnv:
         obs, reward, terminated, truncated, info = super().step(action)
         obs = self._observe(obs)
         # On a non-finite or huge state MuJoCo resets the simulation by itself (warnings BADQPOS/BADQVEL/BADQACC),
-        # a silent teleport that sets the clock back: flagged like a non-finite observation. obs @ obs is
+        # a silent teleport that sets the clock back: flagged like a non-finite observation. obs.dot(obs) is
         # non-finite iff obs has a NaN/inf entry (or entries beyond 1e154): one cheap reduction per step.
-        diverged = self.data.time <= time_before or not (math.isfinite(obs @ obs) and math.isfinite(reward))
+        diverged = self.data.time <= time_before or not (math.isfinite(obs.dot(obs)) and math.isfinite(reward))
         if diverged:
             obs, reward, terminated = self._last_obs, 0.0, True
         self._last_obs = obs
@@ -175,7 +175,7 @@ class NonStationaryTaskEnv:
             raise ValueError(
                 f"{type(self).__name__}: action has shape {action.shape}, expected {self.action_space.shape}"
             )
-        if not math.isfinite(action @ action):  # NaN/inf propagate through the dot product
+        if not math.isfinite(action.dot(action)):  # NaN/inf propagate through the dot product
             raise ValueError(f"{type(self).__name__}: action contains non-finite values: {action}")
         return action
 
