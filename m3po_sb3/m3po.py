@@ -223,7 +223,10 @@ class M3PO(SAC):
             (self.rollouts_per_step >= 1, f"rollouts_per_step (M) must be >= 1, got {self.rollouts_per_step}"),
             (self.gradient_steps >= 0, f"gradient_steps (G) must be >= 0, got {self.gradient_steps}"),
             (self.epoch_length >= 1, f"epoch_length (E) must be >= 1, got {self.epoch_length}"),
-            (self.rollout_every >= 1, f"rollout_every must be >= 1, got {self.rollout_every}"),
+            (
+                1 <= self.rollout_every <= self.epoch_length,
+                f"rollout_every must lie in [1, epoch_length={self.epoch_length}] (each model makes its rollouts), got {self.rollout_every}",
+            ),
             (self.ensemble_size >= 1, f"ensemble_size (B) must be >= 1, got {self.ensemble_size}"),
             (self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}"),
             (

@@ -58,6 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--eval-episodes", type=int, default=5, help="episodes per evaluation (the paper: 50)")
     parser.add_argument("--diagnostics", action="store_true", help="log eps_m, eps_pi and the TD error every epoch (diagnostics.csv)")
     parser.add_argument("--device", default="auto")
+    parser.add_argument(
+        "--torch-threads", type=int, default=None, help="torch CPU threads (default: torch's); 1 avoids contention on a busy machine"
+    )
     parser.add_argument("--no-progress-bar", dest="progress_bar", action="store_false")
     return parser
 
@@ -83,6 +86,7 @@ def make_agent(algo: str, env: HistoryObservation, config: dict[str, Any], seed:
     policy_kwargs = history_policy_kwargs(env.history_layout, config["gru_units"], config["net_arch"])
     common = dict(
         gradient_steps=config["gradient_steps"],
+        batch_size=config["batch_size"],
         learning_starts=config["epoch_length"],
         policy_kwargs=policy_kwargs,
         seed=seed,
@@ -128,6 +132,8 @@ def train(args: argparse.Namespace) -> SAC:
     timesteps = config["n_epochs"] * config["epoch_length"] if args.timesteps is None else args.timesteps
     eval_freq = config["epoch_length"] if args.eval_freq is None else args.eval_freq
 
+    if args.torch_threads is not None:
+        th.set_num_threads(args.torch_threads)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     csv_path = out / "eval.csv"

@@ -204,6 +204,7 @@ def test_env_without_history_observation_is_rejected(env):
         (dict(gradient_steps=-1), ValueError, "gradient_steps"),
         (dict(epoch_length=0), ValueError, "epoch_length"),
         (dict(rollout_every=0), ValueError, "rollout_every"),
+        (dict(rollout_every=EPOCH + 1), ValueError, "rollout_every"),
         (dict(learning_starts=0), ValueError, "learning_starts"),
         (dict(buffer_size=M * EPOCH - 1), ValueError, "one epoch of rollouts"),
         (dict(env_buffer_size=LEARNING_STARTS - 1), ValueError, "env_buffer_size"),
