@@ -8,7 +8,7 @@ import pytest
 from m3po_sb3.sweep import grid, main, run_dir, run_sweep
 
 TINY_RUN = (
-    "--preset demo --epoch-length 20 --timesteps 40 --eval-freq 40 --eval-episodes 1 --gradient-steps 1 "
+    "--preset demo --epoch-length 50 --timesteps 100 --eval-freq 100 --eval-episodes 1 --gradient-steps 1 "
     "--rollouts-per-step 2 --history-length 2 --diagnostics --no-progress-bar"
 ).split()
 
