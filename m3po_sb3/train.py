@@ -35,7 +35,16 @@ except ImportError:  # pragma: no cover - the package is optional for plain Gymn
 
 ALGOS = ("m3po", "m2po", "m3po-h", "sac")
 # Preset entries the command line may override (flag ``--rollouts-per-step`` for ``rollouts_per_step``, ...).
-OVERRIDABLE = ("rollouts_per_step", "gradient_steps", "rollout_length", "history_length", "ensemble_size", "epoch_length", "hybrid_schedule")
+OVERRIDABLE = (
+    "rollouts_per_step",
+    "gradient_steps",
+    "rollout_length",
+    "history_length",
+    "ensemble_size",
+    "epoch_length",
+    "rollout_every",
+    "hybrid_schedule",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -53,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--history-length", type=int, help="L, past (observation, action) pairs in a history")
     parser.add_argument("--ensemble-size", type=int, help="B, members of the model ensemble")
     parser.add_argument("--epoch-length", type=int, help="E, env steps per epoch (between model trainings)")
+    parser.add_argument("--rollout-every", type=int, help="make the rollouts of this many env steps at once")
     parser.add_argument("--hybrid-schedule", type=int, nargs=2, metavar=("A", "B"), help="M3PO-h: beta from 1 at epoch A to 0 at B")
     parser.add_argument("--eval-freq", type=int, default=None, help="env steps between evaluations (default: E)")
     parser.add_argument("--eval-episodes", type=int, default=5, help="episodes per evaluation (the paper: 50)")

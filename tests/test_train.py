@@ -16,7 +16,8 @@ th.set_num_threads(1)  # see tests/test_m3po.py
 
 TINY = [
     "--env", "Pendulum-v1", "--preset", "demo", "--timesteps", "40", "--epoch-length", "20", "--rollouts-per-step", "2",
-    "--gradient-steps", "1", "--history-length", "2", "--eval-freq", "20", "--eval-episodes", "1", "--no-progress-bar",
+    "--rollout-every", "10", "--gradient-steps", "1", "--history-length", "2", "--eval-freq", "20", "--eval-episodes", "1",
+    "--no-progress-bar",
 ]  # fmt: skip
 
 
