@@ -91,7 +91,7 @@ class AntCrippledLegEnv(NonStationaryTaskEnv, AntEnv):
         return False
 
     def _draw_task(self) -> Task:
-        return {"crippled_leg": int(self.np_random.choice(self._crippled_legs))}
+        return {"crippled_leg": self._crippled_legs[int(self.np_random.integers(len(self._crippled_legs)))]}
 
     def _validate_task(self, task: Any) -> Task:
         check_task_keys(task, ("crippled_leg",))

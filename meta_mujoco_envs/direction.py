@@ -20,7 +20,7 @@ class DirectionTaskEnv(NonStationaryTaskEnv):
     """Mixin: the task ``{"direction": +1 or -1}`` signs the v5 forward-reward term."""
 
     def _draw_task(self) -> Task:
-        return {"direction": int(self.np_random.choice(DIRECTIONS))}
+        return {"direction": DIRECTIONS[int(self.np_random.integers(len(DIRECTIONS)))]}
 
     def _validate_task(self, task) -> Task:
         check_task_keys(task, ("direction",))

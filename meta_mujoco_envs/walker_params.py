@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import mujoco
@@ -69,6 +70,7 @@ class Walker2dRandomParamsEnv(NonStationaryTaskEnv, Walker2dEnv):
             "torso_mass_scale": check_range("torso_mass_scale_range", torso_mass_scale_range, positive=True),
             "friction_scale": check_range("friction_scale_range", friction_scale_range, positive=True),
         }
+        self._log_ranges = {key: (math.log(low), math.log(high)) for key, (low, high) in self._ranges.items()}
         super().__init__(**kwargs)
         utils.EzPickle.__init__(
             self, torso_mass_scale_range=torso_mass_scale_range, friction_scale_range=friction_scale_range, **kwargs
@@ -87,7 +89,7 @@ class Walker2dRandomParamsEnv(NonStationaryTaskEnv, Walker2dEnv):
         self._scratch_data = mujoco.MjData(self.model)
 
     def _draw_task(self) -> Task:
-        return {key: float(np.exp(self.np_random.uniform(*np.log(self._ranges[key])))) for key in TASK_KEYS}
+        return {key: math.exp(self.np_random.uniform(*self._log_ranges[key])) for key in TASK_KEYS}
 
     def _validate_task(self, task: Any) -> Task:
         check_task_keys(task, TASK_KEYS)
