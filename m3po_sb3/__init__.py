@@ -1,5 +1,6 @@
 """M3PO (Meta-Model-Based Meta-Policy Optimization) and its variants on stable-baselines3."""
 
+from m3po_sb3.diagnostics import DiagnosticsCallback
 from m3po_sb3.dynamics import DynamicsModel, MetaDynamicsModel
 from m3po_sb3.evaluation import MetaEvalCallback
 from m3po_sb3.history import HistoryFeaturesExtractor, HistoryLayout, HistoryObservation, history_policy_kwargs
@@ -16,4 +17,5 @@ __all__ = [
     "DynamicsModel",
     "MetaDynamicsModel",
     "MetaEvalCallback",
+    "DiagnosticsCallback",
 ]

@@ -9,9 +9,6 @@ from stable_baselines3.common.vec_env import DummyVecEnv
 from m3po_sb3 import M2PO, M3PO, DynamicsModel, HistoryObservation, MetaDynamicsModel, history_policy_kwargs
 from m3po_sb3.buffers import ModelReplayBuffer
 
-# The suite runs as 2 xdist workers on 2 cores: more torch threads per worker only contend (10x slower).
-th.set_num_threads(1)
-
 L = 2
 LEARNING_STARTS = EPOCH = 20
 M = 4

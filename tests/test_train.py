@@ -5,14 +5,11 @@ import subprocess
 import sys
 
 import pytest
-import torch as th
 from stable_baselines3 import SAC
 
 from m3po_sb3 import M2PO, M3PO
 from m3po_sb3.plotting import read_eval_csv
 from m3po_sb3.train import main
-
-th.set_num_threads(1)  # see tests/test_m3po.py
 
 TINY = [
     "--env", "Pendulum-v1", "--preset", "demo", "--timesteps", "40", "--epoch-length", "20", "--rollouts-per-step", "2",
