@@ -60,9 +60,7 @@ class NonStationaryTaskEnv:
         self._schedule = TaskSchedule(task_switch_seconds, self.dt, task_switch_jitter)
         self._task_in_obs = bool(task_in_obs)
         self._initial_task = None
-        self._task = self._draw_task()
-        self._apply_task()
-        self._task_obs = self.task_features(self._task)
+        self.set_task(self._draw_task())
         if self._task_in_obs:
             base = self.observation_space
             n = self._task_obs.size
