@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from importlib import resources
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -11,18 +9,16 @@ from gymnasium import utils
 from gymnasium.envs.mujoco.half_cheetah_v5 import HalfCheetahEnv
 from gymnasium.spaces import Box
 
-from meta_mujoco_envs.base import NonStationaryTaskEnv, Task, check_range, check_task_keys
+from meta_mujoco_envs.base import NonStationaryTaskEnv, Task, asset_path
+from meta_mujoco_envs.checks import check_range, check_task_keys, real_array
 
 CHEETAH_NQ = 9  # the cheetah's joints come first in the MJCF: qpos[0:9], qvel[0:9]
 TASK_KEYS = ("damping", "friction")
 
 
 def pier_xml_path() -> str:
-    """Path of the pier's MJCF: installed as package data ``meta_mujoco_envs.assets``, or in a source checkout."""
-    try:
-        return str(resources.files("meta_mujoco_envs.assets") / "half_cheetah_pier.xml")
-    except ModuleNotFoundError:  # running from a source checkout that was not pip-installed
-        return str(Path(__file__).resolve().parents[1] / "assets" / "half_cheetah_pier.xml")
+    """Path of the pier's MJCF."""
+    return asset_path("half_cheetah_pier.xml")
 
 
 class HalfCheetahPierEnv(NonStationaryTaskEnv, HalfCheetahEnv):
@@ -75,8 +71,8 @@ class HalfCheetahPierEnv(NonStationaryTaskEnv, HalfCheetahEnv):
 
     def __init__(
         self,
-        block_damping_range: tuple[float, float] = (0.0, 50.0),
-        block_friction_range: tuple[float, float] = (0.2, 1.0),
+        block_damping_range: tuple[float, float] = (0.0, 400.0),
+        block_friction_range: tuple[float, float] = (0.03, 1.0),
         xml_file: str | None = None,
         **kwargs: Any,
     ) -> None:
@@ -105,22 +101,34 @@ class HalfCheetahPierEnv(NonStationaryTaskEnv, HalfCheetahEnv):
             raise ValueError("the pier's MJCF has no bodies named block_*")
         self.n_blocks = self._block_bodies.size
         self._block_dofs = model.body_dofadr[self._block_bodies]
-        self._block_geoms = np.array([model.body_geomadr[b] for b in self._block_bodies])
+        # Every geom of each block (a custom MJCF may build a block from several), and the block of each.
+        geom_counts = model.body_geomnum[self._block_bodies]
+        self._block_geoms = np.concatenate(
+            [model.body_geomadr[b] + np.arange(n) for b, n in zip(self._block_bodies, geom_counts)]
+        )
+        self._geom_block = np.repeat(np.arange(self.n_blocks), geom_counts)
         self._initial_block_x = model.body_pos[self._block_bodies, 0].copy()
         pitch = np.diff(np.sort(self._initial_block_x))
         self.pier_length = float(pitch.mean() * self.n_blocks)  # recycling period
         self._set_recycle_window()
         # HalfCheetah-v5 sized its observation from all joints; the observation is the cheetah's alone.
-        self.observation_space = Box(low=-np.inf, high=np.inf, shape=(2 * CHEETAH_NQ - 1,), dtype=np.float64)
+        skipped = int(self._exclude_current_positions_from_observation)
+        self.observation_space = Box(low=-np.inf, high=np.inf, shape=(2 * CHEETAH_NQ - skipped,), dtype=np.float64)
+        self.observation_structure = {"skipped_qpos": skipped, "qpos": CHEETAH_NQ - skipped, "qvel": CHEETAH_NQ}
+        self._first_observed_qpos = skipped
 
-    def _draw_task(self) -> Task:
-        return {key: tuple(self.np_random.uniform(*self._ranges[key], size=self.n_blocks).tolist()) for key in TASK_KEYS}
+    def _draw_task(self, rng: np.random.Generator) -> Task:
+        return {key: tuple(rng.uniform(*self._ranges[key], size=self.n_blocks).tolist()) for key in TASK_KEYS}
 
     def _validate_task(self, task: Any) -> Task:
         check_task_keys(task, TASK_KEYS)
         clean = {}
         for key in TASK_KEYS:
-            values, (low, high) = np.asarray(task[key], dtype=np.float64), self._ranges[key]
+            try:
+                values = real_array(f"task[{key!r}]", task[key])
+            except TypeError as error:
+                raise ValueError(str(error)) from None
+            low, high = self._ranges[key]
             if values.shape != (self.n_blocks,) or not (np.isfinite(values).all() and (low <= values).all() and (values <= high).all()):
                 raise ValueError(f"task[{key!r}] must be {self.n_blocks} numbers in [{low}, {high}], got {task[key]!r}")
             clean[key] = tuple(values.tolist())
@@ -128,13 +136,13 @@ class HalfCheetahPierEnv(NonStationaryTaskEnv, HalfCheetahEnv):
 
     def _apply_task(self) -> None:
         self.model.dof_damping[self._block_dofs] = self._task["damping"]
-        self.model.geom_friction[self._block_geoms, 0] = self._task["friction"]
+        self.model.geom_friction[self._block_geoms, 0] = np.asarray(self._task["friction"])[self._geom_block]
 
     def task_features(self, task: Task) -> np.ndarray:
         return np.concatenate([task["damping"], task["friction"]])
 
     def _get_obs(self) -> np.ndarray:
-        return np.concatenate([self.data.qpos[1:CHEETAH_NQ], self.data.qvel[:CHEETAH_NQ]])
+        return np.concatenate([self.data.qpos[self._first_observed_qpos : CHEETAH_NQ], self.data.qvel[:CHEETAH_NQ]])
 
     def reset_model(self) -> np.ndarray:
         self.model.body_pos[self._block_bodies, 0] = self._initial_block_x  # body positions outlive mj_resetData

@@ -6,6 +6,8 @@ import math
 
 import numpy as np
 
+from meta_mujoco_envs.checks import is_real
+
 
 class TaskSchedule:
     """Decides at which env steps a new task is drawn.
@@ -22,16 +24,21 @@ class TaskSchedule:
 
     def __init__(self, task_switch_seconds: float | None, dt: float, jitter: float = 0.0) -> None:
         if task_switch_seconds is not None:
-            if not (isinstance(task_switch_seconds, (int, float)) and math.isfinite(task_switch_seconds)):
+            if not is_real(task_switch_seconds):
+                raise TypeError(f"task_switch_seconds must be a number of seconds or None, got {task_switch_seconds!r}")
+            if not math.isfinite(task_switch_seconds):
                 raise ValueError(f"task_switch_seconds must be a finite number or None, got {task_switch_seconds!r}")
             if task_switch_seconds <= 0:
                 raise ValueError(f"task_switch_seconds must be > 0 (or None for no switch), got {task_switch_seconds}")
-            if round(task_switch_seconds / dt) < 1:
+            if task_switch_seconds < dt * (1 - 1e-9):
                 raise ValueError(
                     f"task_switch_seconds={task_switch_seconds} is shorter than one env step (dt={dt}); "
                     "the task would switch on every step"
                 )
-        if not (isinstance(jitter, (int, float)) and 0.0 <= jitter < 1.0):
+            task_switch_seconds = float(task_switch_seconds)
+        if not is_real(jitter):
+            raise TypeError(f"task_switch_jitter must be a number, got {jitter!r}")
+        if not 0.0 <= jitter < 1.0:
             raise ValueError(f"task_switch_jitter must be in [0, 1), got {jitter!r}")
         if jitter > 0 and task_switch_seconds is None:
             raise ValueError("task_switch_jitter needs a task_switch_seconds; got None (no switching)")
