@@ -185,7 +185,7 @@ def test_pier_blocks_have_per_episode_properties_in_range_and_move_when_stepped_
             assert info["task"] == task and not info["task_switched"]
         # The cheetah rests on block 3: its block has sunk, the far ones have not moved.
         heights = env.block_heights()
-        assert heights[3] < -0.05
+        assert heights[3] < -0.02
         assert np.abs(heights[[0, 6, 7]]).max() < 1e-6
     assert tasks[0] != tasks[1]
 
