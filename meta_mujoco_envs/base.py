@@ -221,25 +221,28 @@ class NonStationaryTaskEnv:
         return action
 
     def _warn_if_time_limit_misses_switches(self) -> None:
-        """Warn once if the registered time limit, in steps, no longer spans two task periods at this ``dt``.
+        """Warn once if the registered time limit, in steps, does not span two task periods at this ``dt``.
 
-        The registered limits are counted in steps for the default ``frame_skip``; another ``frame_skip`` (or a
-        longer period) changes the simulated time they cover.
+        The registered limits are counted in steps for the default ``frame_skip`` and period; another
+        ``frame_skip`` (or a longer period) changes how much simulated time, and how many switches, they cover.
+        ``gym.make`` keeps the limit in its ``TimeLimit`` wrapper, out of the env's sight: the warning cannot tell
+        whether the user passed ``max_episode_steps`` and says so.
         """
         self._time_limit_checked = True
         spec, period = self.spec, self.task_switch_seconds
-        if spec is None or spec.max_episode_steps is None or period is None:
+        if spec is None or period is None:
             return
         try:
             registered = gym.spec(spec.id).max_episode_steps
         except gym.error.Error:
             return
-        seconds = spec.max_episode_steps * self.dt
-        switches = (spec.max_episode_steps - 1) // self.steps_per_task  # a switch opens steps P, 2P, ...
-        if spec.max_episode_steps == registered and switches < 2:
+        if registered is None:
+            return
+        switches = (registered - 1) // self.steps_per_task  # a switch opens steps P, 2P, ...
+        if switches < 2:
             warnings.warn(
-                f"{spec.id}: the registered time limit of {registered} steps lasts {seconds:g} s at dt={self.dt:g} "
-                f"and sees {switches} task switch(es) of {period:g} s; pass max_episode_steps="
-                f"{2 * self.steps_per_task + 1} or more to gym.make for two",
+                f"{spec.id}: its registered time limit of {registered} steps lasts {registered * self.dt:g} s at "
+                f"dt={self.dt:g} and sees {switches} task switch(es) of {period:g} s; unless you passed "
+                f"max_episode_steps to gym.make, pass max_episode_steps={2 * self.steps_per_task + 1} or more for two",
                 stacklevel=3,
             )
