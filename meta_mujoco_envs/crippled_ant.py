@@ -67,7 +67,11 @@ class AntCrippledLegEnv(AntHealthRule, NonStationaryTaskEnv, AntEnv):
 
     ## Version History
     * v0 (unreleased changes, breaking): the crippled leg also shrinks (``shrink_crippled_leg``); leg names
-      corrected (1 is back left, 2 back right, 3 front right).
+      corrected (1 is back left, 2 back right, 3 front right); ``termination_fn`` works with
+      ``terminate_when_unhealthy=False``; ``sample_tasks`` draws from a generator of its own (seeded by ``reset``)
+      and no longer changes the episode's task sequence; MuJoCo's reset of an unstable simulation is flagged on any
+      step (``physics_diverged``), the first after ``reset`` included; bad arguments, options and actions raise
+      errors that name them; a warning when the registered time limit sees fewer than 2 switches.
     * v0: initial version, on ``Ant-v5``.
     """
 

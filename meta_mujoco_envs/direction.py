@@ -89,7 +89,10 @@ class HalfCheetahFwdBwdEnv(DirectionTaskEnv, HalfCheetahEnv):
 
     ## Episode End
     Truncation at 1000 steps (50 s, so 3 switches); no termination, except when the physics diverges
-    (``info["physics_diverged"]``; the previous observation is returned and the reward is 0).
+    (``info["physics_diverged"]``; the previous observation is returned and the reward is 0). Every time
+    limit here counts steps at the default ``frame_skip``: with another ``frame_skip`` (or a longer period)
+    pass ``max_episode_steps`` to ``gym.make``; the first ``reset`` warns when the registered limit would see
+    fewer than 2 switches.
 
     ## Arguments
     ``task_switch_seconds`` (15.0; ``None``: one task per episode), ``task_switch_jitter`` (0.0: exactly
@@ -100,8 +103,11 @@ class HalfCheetahFwdBwdEnv(DirectionTaskEnv, HalfCheetahEnv):
 
     ## Version History
     * v0 (unreleased changes): the cheetah's MJCF is a copy of ``HalfCheetah-v5``'s with the same masses and
-      inertias set by density instead of the deprecated ``settotalmass``, which made MuJoCo print a warning at
-      every construction.
+      inertias set by density instead of the deprecated ``settotalmass``, which made MuJoCo print a warning at every
+      construction; ``sample_tasks`` draws from a generator of its own (seeded by ``reset``) and no longer changes
+      the episode's task sequence; MuJoCo's reset of an unstable simulation is flagged on any step
+      (``physics_diverged``), the first after ``reset`` included; bad arguments, options and actions raise errors
+      that name them; a warning when the registered time limit sees fewer than 2 switches.
     * v0: initial version, on ``HalfCheetah-v5``.
     """
 
@@ -143,6 +149,10 @@ class AntFwdBwdEnv(AntHealthRule, DirectionTaskEnv, AntEnv):
     ``Ant-v5`` argument.
 
     ## Version History
+    * v0 (unreleased changes): ``sample_tasks`` draws from a generator of its own (seeded by ``reset``) and no
+      longer changes the episode's task sequence; MuJoCo's reset of an unstable simulation is flagged on any step
+      (``physics_diverged``), the first after ``reset`` included; bad arguments, options and actions raise errors
+      that name them; a warning when the registered time limit sees fewer than 2 switches.
     * v0: initial version, on ``Ant-v5``.
     """
 
@@ -180,6 +190,10 @@ class HumanoidDirecEnv(DirectionTaskEnv, HumanoidEnv):
     ``Humanoid-v5`` argument.
 
     ## Version History
+    * v0 (unreleased changes): ``sample_tasks`` draws from a generator of its own (seeded by ``reset``) and no
+      longer changes the episode's task sequence; MuJoCo's reset of an unstable simulation is flagged on any step
+      (``physics_diverged``), the first after ``reset`` included; bad arguments, options and actions raise errors
+      that name them; a warning when the registered time limit sees fewer than 2 switches.
     * v0: initial version, on ``Humanoid-v5``.
     """
 

@@ -58,6 +58,11 @@ class Walker2dRandomParamsEnv(NonStationaryTaskEnv, Walker2dEnv):
     (False), and every ``Walker2d-v5`` argument.
 
     ## Version History
+    * v0 (unreleased changes): a log-uniform draw no longer rounds outside its declared range (a range ``(3.0,
+      3.0)`` raised ``ValueError``); ``sample_tasks`` draws from a generator of its own (seeded by ``reset``) and no
+      longer changes the episode's task sequence; MuJoCo's reset of an unstable simulation is flagged on any step
+      (``physics_diverged``), the first after ``reset`` included; bad arguments, options and actions raise errors
+      that name them; a warning when the registered time limit sees fewer than 2 switches.
     * v0: initial version, on ``Walker2d-v5``.
     """
 
