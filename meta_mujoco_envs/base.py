@@ -20,7 +20,7 @@ from gymnasium import utils
 from gymnasium.spaces import Box
 
 from meta_mujoco_envs.checks import real_array
-from meta_mujoco_envs.task_schedule import TaskSchedule
+from meta_mujoco_envs.task_schedule import TaskSchedule, WaitingTime, make_schedule
 
 Task = dict[str, Any]
 
@@ -39,15 +39,23 @@ def asset_path(name: str) -> str:
 
 
 class NonStationaryTaskEnv:
-    """Mixin: a task drawn at ``reset`` and redrawn every ``task_switch_seconds`` of simulated time.
+    """Mixin: a task drawn at ``reset`` and redrawn every ``task_switch_seconds`` of simulated time (or on
+    another schedule).
 
     Subclasses implement :meth:`_draw_task`, :meth:`_validate_task`, :meth:`_apply_task` and
     :meth:`task_features`; one with constructor arguments of its own sets them before calling this
     ``__init__`` (the first task is drawn here) and records them for pickling with ``EzPickle`` after.
 
-    :param task_switch_seconds: simulated seconds between task switches; ``None``: one task per episode.
+    :param task_switch_seconds: simulated seconds between task switches (the period, or the mean waiting time of
+        the memoryless schedule); ``None``: one task per episode.
     :param task_switch_jitter: relative jitter of each period, ``U(-j, j)``; 0 (off) by default.
     :param task_in_obs: append :meth:`task_features` of the task in force to the observation (oracle).
+    :param task_schedule: ``"periodic"`` (default), ``"memoryless"`` (exponential waiting times of mean
+        ``task_switch_seconds``) or a callable ``f(rng) -> seconds`` drawing each waiting time with the env's
+        ``np_random`` (``task_switch_seconds`` unused); see :mod:`meta_mujoco_envs.task_schedule`.
+    :param task_switch_in_obs: append one more entry to the observation, 1.0 on the step that opened a new
+        task period and 0.0 otherwise (a notification for oracle baselines; ``info["task_switched"]`` always
+        carries it).
     :param kwargs: passed to the Gymnasium v5 class (``xml_file``, ``frame_skip``, reward weights,
         ``reset_noise_scale``, ``render_mode``, ...).
 
@@ -63,10 +71,13 @@ class NonStationaryTaskEnv:
         task_switch_seconds: float | None = 15.0,
         task_switch_jitter: float = 0.0,
         task_in_obs: bool = False,
+        task_schedule: str | WaitingTime = "periodic",
+        task_switch_in_obs: bool = False,
         **kwargs: Any,
     ) -> None:
-        if not isinstance(task_in_obs, (bool, np.bool_)):
-            raise TypeError(f"task_in_obs must be True or False, got {task_in_obs!r}")
+        for name, flag in (("task_in_obs", task_in_obs), ("task_switch_in_obs", task_switch_in_obs)):
+            if not isinstance(flag, (bool, np.bool_)):
+                raise TypeError(f"{name} must be True or False, got {flag!r}")
         super().__init__(**kwargs)  # the Gymnasium v5 robot, with its own arguments
         # The v5 class recorded only its own arguments for pickling; record ours too (subclasses with extra
         # arguments record again, after this).
@@ -75,11 +86,14 @@ class NonStationaryTaskEnv:
             task_switch_seconds=task_switch_seconds,
             task_switch_jitter=task_switch_jitter,
             task_in_obs=task_in_obs,
+            task_schedule=task_schedule,
+            task_switch_in_obs=task_switch_in_obs,
             **kwargs,
         )
         self._prepare_model()
-        self._schedule = TaskSchedule(task_switch_seconds, self.dt, task_switch_jitter)
+        self._schedule = make_schedule(task_schedule, task_switch_seconds, task_switch_jitter, self.dt)
         self._task_in_obs = bool(task_in_obs)
+        self._switch_in_obs = bool(task_switch_in_obs)
         self._initial_task = None
         self._task_sampler = np.random.default_rng()
         self._time_limit_checked = False
@@ -87,9 +101,9 @@ class NonStationaryTaskEnv:
         self._bad_state_counts = self.data.warning.number[_BAD_STATE_WARNINGS]
         self._no_bad_state = bytes(self._bad_state_counts.nbytes)
         self.set_task(self._draw_task(self.np_random))
-        if self._task_in_obs:
+        n = self._task_in_obs * self._task_obs.size + self._switch_in_obs
+        if n:
             base = self.observation_space
-            n = self._task_obs.size
             self.observation_space = Box(
                 low=np.concatenate([base.low, np.full(n, -np.inf)]),
                 high=np.concatenate([base.high, np.full(n, np.inf)]),
@@ -127,12 +141,18 @@ class NonStationaryTaskEnv:
     # ------------------------------------------------------------------ task API
     @property
     def task_switch_seconds(self) -> float | None:
+        """The period (periodic schedule) or mean waiting time (memoryless); ``None`` for a callable or none."""
         return self._schedule.task_switch_seconds
 
     @property
     def steps_per_task(self) -> int | None:
-        """``round(task_switch_seconds / dt)``: env steps in one (unjittered) task period."""
+        """``round(task_switch_seconds / dt)``: env steps in one (unjittered, or mean) task period."""
         return self._schedule.steps_per_task
+
+    @property
+    def task_schedule(self) -> TaskSchedule:
+        """The schedule of the switches."""
+        return self._schedule
 
     def sample_tasks(self, n_tasks: int) -> list[Task]:
         """Draw ``n_tasks`` tasks from the env's task distribution.
@@ -174,7 +194,7 @@ class NonStationaryTaskEnv:
         # in force before the base class places the robot, so the first observation already sees it.
         self._schedule.reset(self.np_random)
         self.set_task(self._draw_task(self.np_random) if self._initial_task is None else self._initial_task)
-        self._last_obs = self._observe(super().reset_model())
+        self._last_obs = self._observe(super().reset_model(), switched=False)
         return self._last_obs
 
     def _get_reset_info(self) -> dict[str, Any]:
@@ -188,7 +208,7 @@ class NonStationaryTaskEnv:
         if switched:
             self.set_task(self._draw_task(self.np_random))
         obs, reward, terminated, truncated, info = super().step(action)
-        obs = self._observe(obs)
+        obs = self._observe(obs, switched)
         # On a non-finite or huge state MuJoCo resets the simulation by itself, a silent teleport that it counts
         # in its BADQPOS/BADQVEL/BADQACC warnings (cleared by every reset): flagged like a non-finite observation.
         # Both tests are one cheap operation (bytes comparison; obs.dot(obs) is non-finite iff obs has a NaN/inf
@@ -205,8 +225,16 @@ class NonStationaryTaskEnv:
         return obs, reward, terminated, truncated, info
 
     # ------------------------------------------------------------------ helpers
-    def _observe(self, obs: np.ndarray) -> np.ndarray:
-        return np.concatenate([obs, self._task_obs]) if self._task_in_obs else obs
+    def _observe(self, obs: np.ndarray, switched: bool) -> np.ndarray:
+        """The v5 observation, then the task's features and the switch flag if they are asked for."""
+        if not (self._task_in_obs or self._switch_in_obs):
+            return obs
+        parts = [obs]
+        if self._task_in_obs:
+            parts.append(self._task_obs)
+        if self._switch_in_obs:
+            parts.append([float(switched)])
+        return np.concatenate(parts)
 
     def _validated_action(self, action: Any) -> np.ndarray:
         action = real_array("action", action)
@@ -230,7 +258,7 @@ class NonStationaryTaskEnv:
         """
         self._time_limit_checked = True
         spec, period = self.spec, self.task_switch_seconds
-        if spec is None or period is None:
+        if spec is None or period is None or self.steps_per_task is None:
             return
         try:
             registered = gym.spec(spec.id).max_episode_steps
