@@ -101,12 +101,12 @@ class NonStationaryTaskEnv:
         self._bad_state_counts = self.data.warning.number[_BAD_STATE_WARNINGS]
         self._no_bad_state = bytes(self._bad_state_counts.nbytes)
         self.set_task(self._draw_task(self.np_random))
-        n = self._task_in_obs * self._task_obs.size + self._switch_in_obs
-        if n:
-            base = self.observation_space
+        if self._task_in_obs or self._switch_in_obs:
+            base, n_task = self.observation_space, self._task_in_obs * self._task_obs.size
+            flag = np.ones(int(self._switch_in_obs))  # the switch flag lies in [0, 1]
             self.observation_space = Box(
-                low=np.concatenate([base.low, np.full(n, -np.inf)]),
-                high=np.concatenate([base.high, np.full(n, np.inf)]),
+                low=np.concatenate([base.low, np.full(n_task, -np.inf), 0 * flag]),
+                high=np.concatenate([base.high, np.full(n_task, np.inf), flag]),
                 dtype=base.dtype,
             )
         self._last_obs = np.zeros(self.observation_space.shape, dtype=self.observation_space.dtype)

@@ -7,6 +7,8 @@ import math
 import gymnasium as gym
 import numpy as np
 import pytest
+from gymnasium.utils.env_checker import check_env
+from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 from meta_mujoco_envs import ENV_IDS, CallableSchedule, MemorylessSchedule, PeriodicSchedule
 
@@ -45,6 +47,14 @@ def test_callable_schedule_draws_the_users_waiting_times_with_the_envs_generator
     assert not np.array_equal(lengths, periods(schedule, 2000, seed=1))
     never = CallableSchedule(lambda rng: math.inf, dt=0.05)
     assert len(periods(never, 500)) == 0
+
+
+def test_new_options_pass_the_env_checkers():
+    env = gym.make(
+        "AntCrippledLeg-v0", task_schedule="memoryless", task_switch_seconds=1.0, task_in_obs=True, task_switch_in_obs=True
+    ).unwrapped
+    check_env(env, skip_render_check=True)
+    sb3_check_env(env, warn=False)
 
 
 @pytest.mark.parametrize("bad", [0.0, -1.0, float("nan"), "1", True, None])
@@ -97,6 +107,7 @@ def test_memoryless_schedule_on_every_env_is_seeded_and_notified(env_id):
 def test_switch_notification_comes_after_the_task_features():
     env = gym.make("HalfCheetahFwdBwd-v0", task_switch_seconds=0.5, task_in_obs=True, task_switch_in_obs=True)
     assert env.observation_space.shape == (17 + 1 + 1,)
+    assert (env.observation_space.low[-1], env.observation_space.high[-1]) == (0.0, 1.0)
     obs, info = env.reset(seed=0)
     assert obs[-1] == 0.0 and obs[-2] == info["task"]["direction"]
     for t in range(25):
