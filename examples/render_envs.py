@@ -1,9 +1,9 @@
-"""Render one frame of each environment to PNG, so a person can see the pier and the crippled leg.
+"""Render one frame of each environment to PNG: the pier with its water, sky and ledges, the crippled leg, ...
 
 MuJoCo renders offscreen through ``MUJOCO_GL``: ``egl`` (with a GPU, or Mesa's software EGL, Debian package
 ``libegl-mesa0``) or ``osmesa`` (Debian ``libosmesa6``). Example::
 
-    MUJOCO_GL=egl python examples/render_envs.py --out docs/images --steps 60
+    MUJOCO_GL=egl python examples/render_envs.py --out docs/images
 """
 
 from __future__ import annotations
@@ -20,31 +20,47 @@ import numpy as np  # noqa: E402
 import meta_mujoco_envs  # noqa: E402,F401
 from meta_mujoco_envs import ENV_IDS  # noqa: E402
 
+SIDE_VIEW = {"distance": 4.0, "lookat": np.array([0.0, 0.0, 1.0]), "elevation": -10.0, "azimuth": 90.0}
+# env id -> (steps before the frame, scale of the uniform random actions, gym.make arguments). The pier is seen
+# from its "track" camera, level with the cheetah, so the frame shows the water, the sky and the blocks' ledges;
+# the robots that can fall get a few quiet steps, so they are seen standing (from the side, which their v5
+# camera settings do not give).
+FRAME_SETTINGS = {
+    "HalfCheetahFwdBwd-v0": (20, 0.3, {}),
+    "HalfCheetahPier-v0": (40, 0.5, {"camera_name": "track"}),
+    "AntFwdBwd-v0": (20, 0.3, {}),
+    "AntCrippledLeg-v0": (20, 0.3, {"task_switch_seconds": None}),
+    "Walker2dRandomParams-v0": (10, 0.0, {"default_camera_config": {**SIDE_VIEW, "trackbodyid": 2}}),
+    "HumanoidDirec-v0": (5, 0.0, {"default_camera_config": {**SIDE_VIEW, "trackbodyid": 1}}),
+}
 
-def render_frame(env_id: str, steps: int, seed: int = 0, **kwargs) -> np.ndarray:
-    """An ``rgb_array`` frame after ``steps`` random-action steps."""
+
+def render_frame(env_id: str, seed: int = 0) -> tuple[np.ndarray, bool]:
+    """An ``rgb_array`` frame of ``env_id`` with its ``FRAME_SETTINGS``, and whether the robot is healthy then."""
+    steps, scale, kwargs = FRAME_SETTINGS[env_id]
     env = gym.make(env_id, render_mode="rgb_array", width=640, height=360, **kwargs)
     env.reset(seed=seed)
     rng = np.random.default_rng(seed)
     for _ in range(steps):
-        env.step(0.3 * rng.uniform(env.action_space.low, env.action_space.high))
+        env.step(scale * rng.uniform(env.action_space.low, env.action_space.high))
     frame = env.render()
+    healthy = bool(getattr(env.unwrapped, "is_healthy", True))
     env.close()
-    return frame
+    return frame, healthy
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("docs/images"))
-    parser.add_argument("--steps", type=int, default=60)
     args = parser.parse_args()
     from PIL import Image  # Pillow comes with matplotlib / SB3's extras
 
     args.out.mkdir(parents=True, exist_ok=True)
     for env_id in ENV_IDS:
+        frame, healthy = render_frame(env_id)
         path = args.out / f"{env_id}.png"
-        Image.fromarray(render_frame(env_id, args.steps)).save(path)
-        print(path)
+        Image.fromarray(frame).save(path)
+        print(path, "" if healthy else "(the robot is unhealthy in this frame)")
 
 
 if __name__ == "__main__":

@@ -11,9 +11,17 @@
 from gymnasium.envs.registration import register
 
 from meta_mujoco_envs.base import NonStationaryTaskEnv, Task
-from meta_mujoco_envs.task_schedule import TaskSchedule
+from meta_mujoco_envs.task_schedule import CallableSchedule, MemorylessSchedule, PeriodicSchedule, TaskSchedule
 
-__all__ = ["NonStationaryTaskEnv", "Task", "TaskSchedule", "ENV_IDS"]
+__all__ = [
+    "NonStationaryTaskEnv",
+    "Task",
+    "TaskSchedule",
+    "PeriodicSchedule",
+    "MemorylessSchedule",
+    "CallableSchedule",
+    "ENV_IDS",
+]
 
 # id -> (entry point, default time limit in steps). Each limit lets a healthy episode see >= 2 switches.
 _ENVS = {

@@ -8,27 +8,54 @@ checked, applied to the MuJoCo model, and (optionally) shown in the observation.
 from __future__ import annotations
 
 import math
+import warnings
+from importlib import resources
+from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
+import mujoco
 import numpy as np
 from gymnasium import utils
 from gymnasium.spaces import Box
 
-from meta_mujoco_envs.task_schedule import TaskSchedule
+from meta_mujoco_envs.checks import real_array
+from meta_mujoco_envs.task_schedule import TaskSchedule, WaitingTime, make_schedule
 
 Task = dict[str, Any]
 
+RESET_OPTIONS = ("task",)
+# MuJoCo resets an unstable simulation by itself and counts it in these warnings (mj_checkPos/Vel/Acc).
+_BAD_STATE_WARNINGS = slice(int(mujoco.mjtWarning.mjWARN_BADQPOS), int(mujoco.mjtWarning.mjWARN_BADQACC) + 1)
+_TASK_SAMPLER_STREAM = 0x5A3  # sample_tasks' generator is seeded with (seed, this): a stream apart from np_random
+
+
+def asset_path(name: str) -> str:
+    """Path of MJCF file ``name``: installed as package data ``meta_mujoco_envs.assets``, or in a source checkout."""
+    try:
+        return str(resources.files("meta_mujoco_envs.assets") / name)
+    except ModuleNotFoundError:  # running from a source checkout that was not pip-installed
+        return str(Path(__file__).resolve().parents[1] / "assets" / name)
+
 
 class NonStationaryTaskEnv:
-    """Mixin: a task drawn at ``reset`` and redrawn every ``task_switch_seconds`` of simulated time.
+    """Mixin: a task drawn at ``reset`` and redrawn every ``task_switch_seconds`` of simulated time (or on
+    another schedule).
 
     Subclasses implement :meth:`_draw_task`, :meth:`_validate_task`, :meth:`_apply_task` and
     :meth:`task_features`; one with constructor arguments of its own sets them before calling this
     ``__init__`` (the first task is drawn here) and records them for pickling with ``EzPickle`` after.
 
-    :param task_switch_seconds: simulated seconds between task switches; ``None``: one task per episode.
+    :param task_switch_seconds: simulated seconds between task switches (the period, or the mean waiting time of
+        the memoryless schedule); ``None``: one task per episode.
     :param task_switch_jitter: relative jitter of each period, ``U(-j, j)``; 0 (off) by default.
     :param task_in_obs: append :meth:`task_features` of the task in force to the observation (oracle).
+    :param task_schedule: ``"periodic"`` (default), ``"memoryless"`` (exponential waiting times of mean
+        ``task_switch_seconds``) or a callable ``f(rng) -> seconds`` drawing each waiting time with the env's
+        ``np_random`` (``task_switch_seconds`` unused); see :mod:`meta_mujoco_envs.task_schedule`.
+    :param task_switch_in_obs: append one more entry to the observation, 1.0 on the step that opened a new
+        task period and 0.0 otherwise (a notification for oracle baselines; ``info["task_switched"]`` always
+        carries it).
     :param kwargs: passed to the Gymnasium v5 class (``xml_file``, ``frame_skip``, reward weights,
         ``reset_noise_scale``, ``render_mode``, ...).
 
@@ -44,8 +71,13 @@ class NonStationaryTaskEnv:
         task_switch_seconds: float | None = 15.0,
         task_switch_jitter: float = 0.0,
         task_in_obs: bool = False,
+        task_schedule: str | WaitingTime = "periodic",
+        task_switch_in_obs: bool = False,
         **kwargs: Any,
     ) -> None:
+        for name, flag in (("task_in_obs", task_in_obs), ("task_switch_in_obs", task_switch_in_obs)):
+            if not isinstance(flag, (bool, np.bool_)):
+                raise TypeError(f"{name} must be True or False, got {flag!r}")
         super().__init__(**kwargs)  # the Gymnasium v5 robot, with its own arguments
         # The v5 class recorded only its own arguments for pickling; record ours too (subclasses with extra
         # arguments record again, after this).
@@ -54,19 +86,27 @@ class NonStationaryTaskEnv:
             task_switch_seconds=task_switch_seconds,
             task_switch_jitter=task_switch_jitter,
             task_in_obs=task_in_obs,
+            task_schedule=task_schedule,
+            task_switch_in_obs=task_switch_in_obs,
             **kwargs,
         )
         self._prepare_model()
-        self._schedule = TaskSchedule(task_switch_seconds, self.dt, task_switch_jitter)
+        self._schedule = make_schedule(task_schedule, task_switch_seconds, task_switch_jitter, self.dt)
         self._task_in_obs = bool(task_in_obs)
+        self._switch_in_obs = bool(task_switch_in_obs)
         self._initial_task = None
-        self.set_task(self._draw_task())
-        if self._task_in_obs:
-            base = self.observation_space
-            n = self._task_obs.size
+        self._task_sampler = np.random.default_rng()
+        self._time_limit_checked = False
+        # A view on MuJoCo's counters of its own resets of an unstable simulation, read after every step.
+        self._bad_state_counts = self.data.warning.number[_BAD_STATE_WARNINGS]
+        self._no_bad_state = bytes(self._bad_state_counts.nbytes)
+        self.set_task(self._draw_task(self.np_random))
+        if self._task_in_obs or self._switch_in_obs:
+            base, n_task = self.observation_space, self._task_in_obs * self._task_obs.size
+            flag = np.ones(int(self._switch_in_obs))  # the switch flag lies in [0, 1]
             self.observation_space = Box(
-                low=np.concatenate([base.low, np.full(n, -np.inf)]),
-                high=np.concatenate([base.high, np.full(n, np.inf)]),
+                low=np.concatenate([base.low, np.full(n_task, -np.inf), 0 * flag]),
+                high=np.concatenate([base.high, np.full(n_task, np.inf), flag]),
                 dtype=base.dtype,
             )
         self._last_obs = np.zeros(self.observation_space.shape, dtype=self.observation_space.dtype)
@@ -75,8 +115,8 @@ class NonStationaryTaskEnv:
     def _prepare_model(self) -> None:
         """Once, after the robot is built and before the first task: index what tasks edit, keep defaults."""
 
-    def _draw_task(self) -> Task:
-        """One task drawn with ``self.np_random``."""
+    def _draw_task(self, rng: np.random.Generator) -> Task:
+        """One task drawn with ``rng``."""
         raise NotImplementedError
 
     def _validate_task(self, task: Any) -> Task:
@@ -101,18 +141,28 @@ class NonStationaryTaskEnv:
     # ------------------------------------------------------------------ task API
     @property
     def task_switch_seconds(self) -> float | None:
+        """The period (periodic schedule) or mean waiting time (memoryless); ``None`` for a callable or none."""
         return self._schedule.task_switch_seconds
 
     @property
     def steps_per_task(self) -> int | None:
-        """``round(task_switch_seconds / dt)``: env steps in one (unjittered) task period."""
+        """``round(task_switch_seconds / dt)``: env steps in one (unjittered, or mean) task period."""
         return self._schedule.steps_per_task
 
+    @property
+    def task_schedule(self) -> TaskSchedule:
+        """The schedule of the switches."""
+        return self._schedule
+
     def sample_tasks(self, n_tasks: int) -> list[Task]:
-        """Draw ``n_tasks`` tasks from the env's task distribution (with the env's ``np_random``)."""
-        if not isinstance(n_tasks, (int, np.integer)) or n_tasks < 0:
+        """Draw ``n_tasks`` tasks from the env's task distribution.
+
+        They come from a generator of their own, seeded by ``reset(seed=...)``: drawing tasks for a user leaves
+        the episode's own task sequence (and so a seeded run) unchanged.
+        """
+        if isinstance(n_tasks, (bool, np.bool_)) or not isinstance(n_tasks, (int, np.integer)) or n_tasks < 0:
             raise ValueError(f"n_tasks must be a non-negative integer, got {n_tasks!r}")
-        return [self._draw_task() for _ in range(int(n_tasks))]
+        return [self._draw_task(self._task_sampler) for _ in range(int(n_tasks))]
 
     def set_task(self, task: Task) -> None:
         """Put ``task`` in force now; it holds until the next scheduled switch or ``reset``."""
@@ -126,7 +176,16 @@ class NonStationaryTaskEnv:
 
     # ------------------------------------------------------------------ Gymnasium API
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
-        """Reset the robot and draw the first task (or take ``options["task"]``)."""
+        """Reset the robot and draw the first task (or take ``options["task"]``, the only option)."""
+        if options is not None and not isinstance(options, dict):
+            raise TypeError(f"options must be a dict or None, got {type(options).__name__}")
+        unknown = sorted(set(options or {}) - set(RESET_OPTIONS))
+        if unknown:
+            raise ValueError(f"unknown reset options {unknown}; the options are {list(RESET_OPTIONS)}")
+        if seed is not None:
+            self._task_sampler = np.random.default_rng([seed, _TASK_SAMPLER_STREAM])
+        if not self._time_limit_checked:
+            self._warn_if_time_limit_misses_switches()
         self._initial_task = None if options is None else options.get("task")
         return super().reset(seed=seed, options=options)
 
@@ -134,8 +193,8 @@ class NonStationaryTaskEnv:
         # Runs inside MujocoEnv.reset after seeding, so a seed fixes the whole task sequence; the task is put
         # in force before the base class places the robot, so the first observation already sees it.
         self._schedule.reset(self.np_random)
-        self.set_task(self._draw_task() if self._initial_task is None else self._initial_task)
-        self._last_obs = self._observe(super().reset_model())
+        self.set_task(self._draw_task(self.np_random) if self._initial_task is None else self._initial_task)
+        self._last_obs = self._observe(super().reset_model(), switched=False)
         return self._last_obs
 
     def _get_reset_info(self) -> dict[str, Any]:
@@ -147,14 +206,16 @@ class NonStationaryTaskEnv:
         action = self._validated_action(action)
         switched = self._schedule.step(self.np_random)
         if switched:
-            self.set_task(self._draw_task())
-        time_before = self.data.time
+            self.set_task(self._draw_task(self.np_random))
         obs, reward, terminated, truncated, info = super().step(action)
-        obs = self._observe(obs)
-        # On a non-finite or huge state MuJoCo resets the simulation by itself (warnings BADQPOS/BADQVEL/BADQACC),
-        # a silent teleport that sets the clock back: flagged like a non-finite observation. obs.dot(obs) is
-        # non-finite iff obs has a NaN/inf entry (or entries beyond 1e154): one cheap reduction per step.
-        diverged = self.data.time <= time_before or not (math.isfinite(obs.dot(obs)) and math.isfinite(reward))
+        obs = self._observe(obs, switched)
+        # On a non-finite or huge state MuJoCo resets the simulation by itself, a silent teleport that it counts
+        # in its BADQPOS/BADQVEL/BADQACC warnings (cleared by every reset): flagged like a non-finite observation.
+        # Both tests are one cheap operation (bytes comparison; obs.dot(obs) is non-finite iff obs has a NaN/inf
+        # entry or entries beyond 1e154), where numpy's any() costs several microseconds per step.
+        diverged = self._bad_state_counts.tobytes() != self._no_bad_state or not (
+            math.isfinite(obs.dot(obs)) and math.isfinite(reward)
+        )
         if diverged:
             obs, reward, terminated = self._last_obs, 0.0, True
         self._last_obs = obs
@@ -164,42 +225,52 @@ class NonStationaryTaskEnv:
         return obs, reward, terminated, truncated, info
 
     # ------------------------------------------------------------------ helpers
-    def _observe(self, obs: np.ndarray) -> np.ndarray:
-        return np.concatenate([obs, self._task_obs]) if self._task_in_obs else obs
+    def _observe(self, obs: np.ndarray, switched: bool) -> np.ndarray:
+        """The v5 observation, then the task's features and the switch flag if they are asked for."""
+        if not (self._task_in_obs or self._switch_in_obs):
+            return obs
+        parts = [obs]
+        if self._task_in_obs:
+            parts.append(self._task_obs)
+        if self._switch_in_obs:
+            parts.append([float(switched)])
+        return np.concatenate(parts)
 
     def _validated_action(self, action: Any) -> np.ndarray:
-        action = np.asarray(action, dtype=np.float64)
+        action = real_array("action", action)
         if action.shape != self.action_space.shape:
             raise ValueError(
                 f"{type(self).__name__}: action has shape {action.shape}, expected {self.action_space.shape}"
             )
         if not math.isfinite(action.dot(action)):  # NaN/inf propagate through the dot product
+            if np.isfinite(action).all():  # finite, but its square overflows float64
+                raise ValueError(f"{type(self).__name__}: action out of range (too large), got {action}")
             raise ValueError(f"{type(self).__name__}: action contains non-finite values: {action}")
         return action
 
+    def _warn_if_time_limit_misses_switches(self) -> None:
+        """Warn once if the registered time limit, in steps, does not span two task periods at this ``dt``.
 
-def check_choice(name: str, value: Any, choices: tuple) -> Any:
-    """``value`` if it is one of ``choices``; a ``ValueError`` naming ``name`` otherwise."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) or value not in choices:
-        raise ValueError(f"task[{name!r}] must be one of {choices}, got {value!r}")
-    return type(choices[0])(value)
-
-
-def check_task_keys(task: Any, keys: tuple[str, ...]) -> None:
-    """Raise ``ValueError`` unless ``task`` is a dict with exactly ``keys``."""
-    if not isinstance(task, dict) or set(task) != set(keys):
-        got = sorted(task) if isinstance(task, dict) else type(task).__name__
-        raise ValueError(f"a task must be a dict with keys {sorted(keys)}, got {got}")
-
-
-def check_range(name: str, value: tuple[float, float], positive: bool = False) -> tuple[float, float]:
-    """Validate a ``(low, high)`` constructor argument."""
-    try:
-        low, high = (float(v) for v in value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a pair (low, high) of numbers, got {value!r}") from None
-    if not (np.isfinite(low) and np.isfinite(high) and low <= high):
-        raise ValueError(f"{name} must be finite with low <= high, got {value!r}")
-    if low < 0 or (positive and low == 0):
-        raise ValueError(f"{name} must be {'positive' if positive else 'non-negative'}, got {value!r}")
-    return low, high
+        The registered limits are counted in steps for the default ``frame_skip`` and period; another
+        ``frame_skip`` (or a longer period) changes how much simulated time, and how many switches, they cover.
+        ``gym.make`` keeps the limit in its ``TimeLimit`` wrapper, out of the env's sight: the warning cannot tell
+        whether the user passed ``max_episode_steps`` and says so.
+        """
+        self._time_limit_checked = True
+        spec, period = self.spec, self.task_switch_seconds
+        if spec is None or period is None or self.steps_per_task is None:
+            return
+        try:
+            registered = gym.spec(spec.id).max_episode_steps
+        except gym.error.Error:
+            return
+        if registered is None:
+            return
+        switches = (registered - 1) // self.steps_per_task  # a switch opens steps P, 2P, ...
+        if switches < 2:
+            warnings.warn(
+                f"{spec.id}: its registered time limit of {registered} steps lasts {registered * self.dt:g} s at "
+                f"dt={self.dt:g} and sees {switches} task switch(es) of {period:g} s; unless you passed "
+                f"max_episode_steps to gym.make, pass max_episode_steps={2 * self.steps_per_task + 1} or more for two",
+                stacklevel=3,
+            )

@@ -6,12 +6,16 @@ forward-reward term is multiplied by the task's direction; every other term is t
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
+from gymnasium import utils
 from gymnasium.envs.mujoco.ant_v5 import AntEnv
 from gymnasium.envs.mujoco.half_cheetah_v5 import HalfCheetahEnv
 from gymnasium.envs.mujoco.humanoid_v5 import HumanoidEnv
 
-from meta_mujoco_envs.base import NonStationaryTaskEnv, Task, check_choice, check_task_keys
+from meta_mujoco_envs.base import NonStationaryTaskEnv, Task, asset_path
+from meta_mujoco_envs.checks import check_choice, check_task_keys
 
 DIRECTIONS = (1, -1)
 
@@ -19,8 +23,8 @@ DIRECTIONS = (1, -1)
 class DirectionTaskEnv(NonStationaryTaskEnv):
     """Mixin: the task ``{"direction": +1 or -1}`` signs the v5 forward-reward term."""
 
-    def _draw_task(self) -> Task:
-        return {"direction": DIRECTIONS[int(self.np_random.integers(len(DIRECTIONS)))]}
+    def _draw_task(self, rng: np.random.Generator) -> Task:
+        return {"direction": DIRECTIONS[int(rng.integers(len(DIRECTIONS)))]}
 
     def _validate_task(self, task) -> Task:
         check_task_keys(task, ("direction",))
@@ -41,6 +45,18 @@ class DirectionTaskEnv(NonStationaryTaskEnv):
 def _healthy_z_index(env) -> int:
     """Observation index of the torso height qpos[2] (Ant, Humanoid), given the v5 observation options."""
     return 2 - env.observation_structure["skipped_qpos"]
+
+
+class AntHealthRule:
+    """Mixin for the Ant envs: ``termination_fn`` applies ``Ant-v5``'s health rule to a batch of observations."""
+
+    def termination_fn(self, next_obs: np.ndarray) -> np.ndarray:
+        """``Ant-v5``'s rule on a batch of observations: finite and ``min_z <= z <= max_z``."""
+        if not self._terminate_when_unhealthy:
+            return super().termination_fn(next_obs)
+        z = next_obs[:, _healthy_z_index(self)]
+        low, high = self._healthy_z_range
+        return ~(np.isfinite(next_obs).all(axis=1) & (low <= z) & (z <= high))
 
 
 class HalfCheetahFwdBwdEnv(DirectionTaskEnv, HalfCheetahEnv):
@@ -73,20 +89,34 @@ class HalfCheetahFwdBwdEnv(DirectionTaskEnv, HalfCheetahEnv):
 
     ## Episode End
     Truncation at 1000 steps (50 s, so 3 switches); no termination, except when the physics diverges
-    (``info["physics_diverged"]``; the previous observation is returned and the reward is 0).
+    (``info["physics_diverged"]``; the previous observation is returned and the reward is 0). Every time
+    limit here counts steps at the default ``frame_skip``: with another ``frame_skip`` (or a longer period)
+    pass ``max_episode_steps`` to ``gym.make``; the first ``reset`` warns when the registered limit would see
+    fewer than 2 switches.
 
     ## Arguments
     ``task_switch_seconds`` (15.0; ``None``: one task per episode), ``task_switch_jitter`` (0.0: exactly
     periodic; ``j``: each period ``x (1 + U(-j, j))``), ``task_in_obs`` (False), and every ``HalfCheetah-v5``
     argument (``forward_reward_weight``, ``ctrl_cost_weight``, ``reset_noise_scale``, ``frame_skip``,
-    ``render_mode``, ...).
+    ``render_mode``, ...; ``xml_file`` defaults to ``assets/half_cheetah.xml``, ``HalfCheetah-v5``'s cheetah
+    without ``settotalmass``).
 
     ## Version History
+    * v0 (unreleased changes): the cheetah's MJCF is a copy of ``HalfCheetah-v5``'s with the same masses and
+      inertias set by density instead of the deprecated ``settotalmass``, which made MuJoCo print a warning at every
+      construction; ``sample_tasks`` draws from a generator of its own (seeded by ``reset``) and no longer changes
+      the episode's task sequence; MuJoCo's reset of an unstable simulation is flagged on any step
+      (``physics_diverged``), the first after ``reset`` included; bad arguments, options and actions raise errors
+      that name them; a warning when the registered time limit sees fewer than 2 switches.
     * v0: initial version, on ``HalfCheetah-v5``.
     """
 
+    def __init__(self, xml_file: str | None = None, **kwargs: Any) -> None:
+        super().__init__(xml_file=xml_file or asset_path("half_cheetah.xml"), **kwargs)
+        utils.EzPickle.__init__(self, xml_file=xml_file, **kwargs)
 
-class AntFwdBwdEnv(DirectionTaskEnv, AntEnv):
+
+class AntFwdBwdEnv(AntHealthRule, DirectionTaskEnv, AntEnv):
     """
     ## Description
     Gymnasium's ``Ant-v5`` must walk along +x or -x; the direction is hidden and redrawn every
@@ -119,16 +149,12 @@ class AntFwdBwdEnv(DirectionTaskEnv, AntEnv):
     ``Ant-v5`` argument.
 
     ## Version History
+    * v0 (unreleased changes): ``sample_tasks`` draws from a generator of its own (seeded by ``reset``) and no
+      longer changes the episode's task sequence; MuJoCo's reset of an unstable simulation is flagged on any step
+      (``physics_diverged``), the first after ``reset`` included; bad arguments, options and actions raise errors
+      that name them; a warning when the registered time limit sees fewer than 2 switches.
     * v0: initial version, on ``Ant-v5``.
     """
-
-    def termination_fn(self, next_obs: np.ndarray) -> np.ndarray:
-        """``Ant-v5``'s rule on a batch of observations: finite and ``min_z <= z <= max_z``."""
-        if not self._terminate_when_unhealthy:
-            return super().termination_fn(next_obs)
-        z = next_obs[:, _healthy_z_index(self)]
-        low, high = self._healthy_z_range
-        return ~(np.isfinite(next_obs).all(axis=1) & (low <= z) & (z <= high))
 
 
 class HumanoidDirecEnv(DirectionTaskEnv, HumanoidEnv):
@@ -164,6 +190,10 @@ class HumanoidDirecEnv(DirectionTaskEnv, HumanoidEnv):
     ``Humanoid-v5`` argument.
 
     ## Version History
+    * v0 (unreleased changes): ``sample_tasks`` draws from a generator of its own (seeded by ``reset``) and no
+      longer changes the episode's task sequence; MuJoCo's reset of an unstable simulation is flagged on any step
+      (``physics_diverged``), the first after ``reset`` included; bad arguments, options and actions raise errors
+      that name them; a warning when the registered time limit sees fewer than 2 switches.
     * v0: initial version, on ``Humanoid-v5``.
     """
 

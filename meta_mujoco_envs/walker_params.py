@@ -10,7 +10,8 @@ import numpy as np
 from gymnasium import utils
 from gymnasium.envs.mujoco.walker2d_v5 import Walker2dEnv
 
-from meta_mujoco_envs.base import NonStationaryTaskEnv, Task, check_range, check_task_keys
+from meta_mujoco_envs.base import NonStationaryTaskEnv, Task
+from meta_mujoco_envs.checks import check_range, check_task_keys, is_real
 
 # rand_param_envs (PEARL's walker) scales parameters by 1.5 ** U(-3, 3): log-uniform around the default.
 DEFAULT_SCALE_RANGE = (1.5**-3, 1.5**3)
@@ -57,6 +58,11 @@ class Walker2dRandomParamsEnv(NonStationaryTaskEnv, Walker2dEnv):
     (False), and every ``Walker2d-v5`` argument.
 
     ## Version History
+    * v0 (unreleased changes): a log-uniform draw no longer rounds outside its declared range (a range ``(3.0,
+      3.0)`` raised ``ValueError``); ``sample_tasks`` draws from a generator of its own (seeded by ``reset``) and no
+      longer changes the episode's task sequence; MuJoCo's reset of an unstable simulation is flagged on any step
+      (``physics_diverged``), the first after ``reset`` included; bad arguments, options and actions raise errors
+      that name them; a warning when the registered time limit sees fewer than 2 switches.
     * v0: initial version, on ``Walker2d-v5``.
     """
 
@@ -88,15 +94,19 @@ class Walker2dRandomParamsEnv(NonStationaryTaskEnv, Walker2dEnv):
         self._default_friction = self.model.geom_friction[:, 0].copy()
         self._scratch_data = mujoco.MjData(self.model)
 
-    def _draw_task(self) -> Task:
-        return {key: math.exp(self.np_random.uniform(*self._log_ranges[key])) for key in TASK_KEYS}
+    def _draw_task(self, rng: np.random.Generator) -> Task:
+        task = {}
+        for key, (low, high) in self._ranges.items():
+            # exp(log(x)) may round one ulp outside [low, high]: clipped back into the declared range.
+            task[key] = min(max(math.exp(rng.uniform(*self._log_ranges[key])), low), high)
+        return task
 
     def _validate_task(self, task: Any) -> Task:
         check_task_keys(task, TASK_KEYS)
         clean = {}
         for key in TASK_KEYS:
             value, (low, high) = task[key], self._ranges[key]
-            if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or not low <= value <= high:
+            if not is_real(value) or not low <= value <= high:
                 raise ValueError(f"task[{key!r}] must be a number in [{low}, {high}], got {value!r}")
             clean[key] = float(value)
         return clean
