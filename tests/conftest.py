@@ -1,5 +1,9 @@
 """Shared test fixtures."""
 
+import os
+import signal
+from collections.abc import Callable
+
 import pytest
 import torch as th
 
@@ -11,3 +15,21 @@ def single_torch_thread():
     th.set_num_threads(1)
     yield
     th.set_num_threads(threads)
+
+
+@pytest.fixture
+def ctrl_c_at(monkeypatch) -> Callable[[int], None]:
+    """:return: a function that makes training receive Ctrl-C (a real SIGINT to this process) at a given env step"""
+    from m3po_sb3.checkpoint import RunCheckpointCallback
+
+    def press_at(step: int) -> None:
+        original = RunCheckpointCallback._on_step
+
+        def on_step(self: RunCheckpointCallback) -> bool:
+            if self.model.num_timesteps == step:
+                os.kill(os.getpid(), signal.SIGINT)
+            return original(self)
+
+        monkeypatch.setattr(RunCheckpointCallback, "_on_step", on_step)
+
+    return press_at

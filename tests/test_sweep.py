@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from m3po_sb3.sweep import grid, main, run_dir, run_sweep
+from m3po_sb3.runs import read_status
+from m3po_sb3.sweep import grid, main, run_dir, run_one, run_sweep
 
 TINY_RUN = (
     "--preset demo --epoch-length 50 --timesteps 100 --eval-freq 100 --eval-episodes 1 --gradient-steps 1 "
@@ -28,8 +29,23 @@ def test_two_runs_in_a_process_pool(tmp_path):
             assert (Path(out) / name).exists()
 
 
+def test_a_sweep_run_again_resumes_unfinished_runs_and_skips_finished_ones(tmp_path, monkeypatch, ctrl_c_at):
+    argv = ["--env", "Pendulum-v1", "--algo", "m3po", "--out", str(tmp_path), *TINY_RUN, "--verbose", "0", "--save-freq", "50"]
+    ctrl_c_at(70)
+    run_one(argv)
+    monkeypatch.undo()
+    assert read_status(tmp_path) == dict(status="interrupted", num_timesteps=70, total_timesteps=100)
+    run_one(argv)  # resumed from step 70
+    assert read_status(tmp_path) == dict(status="finished", num_timesteps=100, total_timesteps=100)
+    saved = (tmp_path / "model.zip").stat().st_mtime_ns
+    run_one(argv)  # finished: skipped
+    assert (tmp_path / "model.zip").stat().st_mtime_ns == saved
+    with pytest.raises(ValueError, match="other settings \\(seed\\)"):
+        run_one([*argv, "--seed", "1"])
+
+
 def test_a_failing_run_is_raised(tmp_path):
-    with pytest.raises(SystemExit):  # no preset for this env
+    with pytest.raises(ValueError, match="no preset for 'Pendulum-v1'"):
         run_sweep(grid(["sac"], ["Pendulum-v1"], [0], tmp_path, ["--timesteps", "5"]), max_workers=1)
 
 

@@ -1,0 +1,61 @@
+"""Checkpoints and resumed runs: an interrupted and resumed run is the uninterrupted one."""
+
+import json
+
+import numpy as np
+import pytest
+import torch as th
+
+from m3po_sb3.checkpoint import find_checkpoint
+from m3po_sb3.plotting import read_eval_csv
+from m3po_sb3.runs import load_run, read_status
+from m3po_sb3.train import main
+
+RUN = [
+    "--env", "Pendulum-v1", "--preset", "demo", "--timesteps", "90", "--epoch-length", "20", "--rollouts-per-step", "4",
+    "--rollout-every", "5", "--gradient-steps", "2", "--history-length", "2", "--eval-freq", "15", "--eval-episodes", "1",
+    "--save-freq", "40", "--no-progress-bar", "--verbose", "0", "--seed", "5",
+]  # fmt: skip
+
+
+def parameters(agent) -> np.ndarray:
+    return th.cat([parameter.detach().flatten() for parameter in agent.policy.parameters()]).numpy()
+
+
+@pytest.mark.parametrize("algo", ["m3po", "sac"])
+def test_interrupted_and_resumed_run_equals_the_uninterrupted_one(tmp_path, monkeypatch, ctrl_c_at, algo):
+    whole = main([*RUN, "--algo", algo, "--out", str(tmp_path / "whole")])
+    ctrl_c_at(53)  # mid-epoch, between two periodic checkpoints, mid-episode
+    interrupted = main([*RUN, "--algo", algo, "--out", str(tmp_path / "cut")])
+    monkeypatch.undo()
+    # Ctrl-C left a loadable agent, its evaluations, its plot and a checkpoint at the step it stopped at.
+    assert read_status(tmp_path / "cut") == dict(status="interrupted", num_timesteps=53, total_timesteps=90)
+    assert interrupted.num_timesteps == 53 and find_checkpoint(tmp_path / "cut").name == "checkpoint"
+    assert list(read_eval_csv(tmp_path / "cut" / "eval.csv")["timesteps"]) == [15, 30, 45]
+    assert (tmp_path / "cut" / "learning_curve.png").stat().st_size > 0
+    agent, env = load_run(tmp_path / "cut")
+    assert agent.num_timesteps == 53 and np.array_equal(parameters(agent), parameters(interrupted))
+
+    resumed = main(["--resume", str(tmp_path / "cut"), "--no-progress-bar"])
+    assert read_status(tmp_path / "cut")["status"] == "finished" and resumed.num_timesteps == 90
+    for name in ("eval.csv", "random_policy.csv"):
+        assert (tmp_path / "cut" / name).read_text() == (tmp_path / "whole" / name).read_text(), name
+    assert np.array_equal(parameters(resumed), parameters(whole))
+
+
+def test_a_run_killed_after_a_checkpoint_drops_the_evaluations_made_after_it(tmp_path):
+    main([*RUN, "--out", str(tmp_path)])
+    status = json.loads((tmp_path / "status.json").read_text())
+    (tmp_path / "status.json").write_text(json.dumps(dict(status, status="running")))  # as if killed at the end
+    resumed = main(["--resume", str(tmp_path), "--no-progress-bar"])  # from the checkpoint at step 80
+    assert resumed.num_timesteps == 90
+    assert list(read_eval_csv(tmp_path / "eval.csv")["timesteps"]) == [15, 30, 45, 60, 75, 90]
+
+
+def test_resume_refuses_other_settings_and_a_finished_run_is_left_alone(tmp_path, capsys):
+    main([*RUN, "--out", str(tmp_path), "--timesteps", "30", "--save-freq", "0"])
+    with pytest.raises(SystemExit):
+        main(["--resume", str(tmp_path), "--seed", "1"])
+    assert "drop --seed" in capsys.readouterr().err
+    assert main(["--resume", str(tmp_path)]).num_timesteps == 30
+    assert "finished" in capsys.readouterr().out
