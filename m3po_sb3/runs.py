@@ -87,13 +87,16 @@ def read_status(folder: str | os.PathLike) -> dict[str, Any] | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-def load_run(folder: str | os.PathLike, best: bool = False, **load_kwargs: Any) -> tuple[SAC, HistoryObservation]:
+def load_run(
+    folder: str | os.PathLike, best: bool = False, env_kwargs: dict[str, Any] | None = None, **load_kwargs: Any
+) -> tuple[SAC, HistoryObservation]:
     """
     The agent of a run folder and its env, rebuilt as the run made it (env id, ``--env-kwargs``, the
     ``HistoryObservation`` of its history length).
 
     :param folder: a run folder of :mod:`m3po_sb3.train`
     :param best: load ``best_model.zip`` (the best evaluation) instead of ``model.zip`` (the last step)
+    :param env_kwargs: further ``gym.make`` arguments (e.g. ``render_mode="rgb_array"``)
     :param load_kwargs: further arguments of the agent class's ``load`` (``device``, ...)
     :return: the agent (its env set) and the env
     """
@@ -101,5 +104,5 @@ def load_run(folder: str | os.PathLike, best: bool = False, **load_kwargs: Any) 
     path = Path(folder) / ("best_model.zip" if best else "model.zip")
     if not path.is_file():
         raise FileNotFoundError(f"{path} does not exist (a run interrupted before it saved anything?)")
-    env = make_env(config["env"], config["hyperparameters"]["history_length"], config.get("env_kwargs"))
+    env = make_env(config["env"], config["hyperparameters"]["history_length"], {**config["env_kwargs"], **(env_kwargs or {})})
     return AGENT_CLASSES[config["algo"]].load(path, env=env, **load_kwargs), env

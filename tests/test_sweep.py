@@ -1,6 +1,7 @@
 """The parallel runner: a tiny two-run sweep in a process pool, and the optional Ray backend."""
 
 import sys
+from itertools import product
 from pathlib import Path
 
 import pytest
@@ -42,6 +43,21 @@ def test_a_sweep_run_again_resumes_unfinished_runs_and_skips_finished_ones(tmp_p
     assert (tmp_path / "model.zip").stat().st_mtime_ns == saved
     with pytest.raises(ValueError, match="other settings \\(seed\\)"):
         run_one([*argv, "--seed", "1"])
+
+
+def test_compare_aggregates_runs_trained_without_diagnostics(tmp_path):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import compare
+
+    for algo, seed in product(["m3po", "sac"], [0, 1]):
+        folder = run_dir(tmp_path / "runs", "Pendulum-v1", algo, seed)
+        folder.mkdir(parents=True)
+        (folder / "eval.csv").write_text(f"timesteps,mean_return,std_return,n_episodes\n50,{seed},0,1\n100,{2 + seed},0,1\n")
+    tables = compare.main(
+        ["--aggregate-only", "--envs", "Pendulum-v1", "--algos", "m3po", "sac", "--seeds", "0", "1", "--runs", str(tmp_path / "runs"), "--results", str(tmp_path / "results")]
+    )
+    assert "| m3po | 2 | 0.5 ± 0.5 | 2.5 ± 0.5 |" in tables and "diagnostics" not in tables
+    assert (tmp_path / "results" / "Pendulum-v1_returns.png").is_file() and not (tmp_path / "results" / "diagnostics.csv").exists()
 
 
 def test_a_failing_run_is_raised(tmp_path):
