@@ -682,7 +682,9 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
 
     :param argv: command-line arguments (default: ``sys.argv[1:]``)
     """
-    parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m m3po_sb3.theory", description=" ".join(__doc__.strip().split("\n\n")[0].split()), allow_abbrev=False
+    )
     parser.add_argument("--n-mdps", type=int, default=200, help="number of random MDPs")
     parser.add_argument("--seed", type=int, default=0, help="random seed")
     parser.add_argument("--adversarial-steps", type=int, default=0, help="mutations per adversarial restart (0: skip)")

@@ -8,6 +8,13 @@ import pytest
 import torch as th
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # Gymnasium's env checker warns that the MuJoCo observation spaces are unbounded (as all of Gymnasium's
+    # v5 MuJoCo envs are, by design), and Gymnasium's logger colours its warnings: the summary then showed raw
+    # ANSI escape codes. The ".*" skips the colour code in front of the message.
+    config.addinivalue_line("filterwarnings", "ignore:.*A Box observation space (minimum|maximum) value is -?infinity:UserWarning")
+
+
 @pytest.fixture(autouse=True)
 def single_torch_thread():
     """Small networks train fastest on one thread; the suite runs one pytest-xdist worker per core."""
