@@ -182,15 +182,20 @@ def plot_runs(folder: str | os.PathLike, out: str | os.PathLike | None = None) -
     return images
 
 
+def build_parser() -> argparse.ArgumentParser:
+    """:return: the command line parser of ``python -m m3po_sb3.plotting``"""
+    parser = argparse.ArgumentParser(prog="python -m m3po_sb3.plotting", description=__doc__.split("\n\n")[1], allow_abbrev=False)
+    parser.add_argument("folder", help="a sweep's folder, or any folder holding run folders")
+    parser.add_argument("--out", default=None, help="folder of the images (default: FOLDER)")
+    return parser
+
+
 def main(argv: Sequence[str] | None = None) -> list[Path]:
     """
     :param argv: command line arguments (default: ``sys.argv[1:]``)
     :return: the images written
     """
-    parser = argparse.ArgumentParser(prog="python -m m3po_sb3.plotting", description=__doc__.split("\n\n")[1], allow_abbrev=False)
-    parser.add_argument("folder", help="a sweep's folder, or any folder holding run folders")
-    parser.add_argument("--out", default=None, help="folder of the images (default: FOLDER)")
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
     images = plot_runs(args.folder, args.out)
     for image in images:
         print(f"Saved to {image}")
