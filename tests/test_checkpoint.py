@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch as th
 
-from m3po_sb3.checkpoint import find_checkpoint
+from m3po_sb3.checkpoint import env_state_survives_pickling, find_checkpoint
 from m3po_sb3.plotting import read_eval_csv
 from m3po_sb3.runs import load_run, read_status
 from m3po_sb3.train import main
@@ -59,3 +59,27 @@ def test_resume_refuses_other_settings_and_a_finished_run_is_left_alone(tmp_path
     assert "drop --seed" in capsys.readouterr().err
     assert main(["--resume", str(tmp_path)]).num_timesteps == 30
     assert "finished" in capsys.readouterr().out
+
+
+def test_a_mujoco_run_resumes_with_a_new_training_episode(tmp_path, ctrl_c_at):
+    """Gymnasium's MuJoCo envs pickle by their constructor arguments (EzPickle): not their state."""
+    mujoco_run = [*RUN, "--env", "HalfCheetahFwdBwd-v0", "--env-kwargs", "max_episode_steps:30", "--timesteps", "60"]
+    whole = main([*mujoco_run, "--out", str(tmp_path / "whole")])
+    ctrl_c_at(41)
+    main([*mujoco_run, "--out", str(tmp_path / "cut")])
+    assert not env_state_survives_pickling(whole.get_env())
+    resumed = main(["--resume", str(tmp_path / "cut"), "--no-progress-bar"])
+    assert resumed.num_timesteps == 60 and read_status(tmp_path / "cut")["status"] == "finished"
+    whole_curve, resumed_curve = read_eval_csv(tmp_path / "whole" / "eval.csv"), read_eval_csv(tmp_path / "cut" / "eval.csv")
+    assert list(resumed_curve["timesteps"]) == list(whole_curve["timesteps"]) == [15, 30, 45, 60]
+    # Up to the checkpoint (step 41) the runs are one; the episode restarted there makes them differ after it.
+    assert np.array_equal(resumed_curve["mean_return"][:2], whole_curve["mean_return"][:2])
+    assert resumed.env_buffer.size() == whole.env_buffer.size() == 60
+    assert not np.array_equal(resumed.env_buffer.observations[41:60], whole.env_buffer.observations[41:60])
+    assert np.array_equal(resumed.env_buffer.observations[:41], whole.env_buffer.observations[:41])
+
+
+def test_pendulum_state_survives_pickling():
+    from stable_baselines3.common.env_util import make_vec_env
+
+    assert env_state_survives_pickling(make_vec_env("Pendulum-v1"))
