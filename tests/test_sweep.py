@@ -1,5 +1,6 @@
 """The parallel runner: a tiny two-run sweep in a process pool, and the optional Ray backend."""
 
+import json
 import sys
 from itertools import product
 from pathlib import Path
@@ -58,6 +59,24 @@ def test_compare_aggregates_runs_trained_without_diagnostics(tmp_path):
     )
     assert "| m3po | 2 | 0.5 ± 0.5 | 2.5 ± 0.5 |" in tables and "diagnostics" not in tables
     assert (tmp_path / "results" / "Pendulum-v1_returns.png").is_file() and not (tmp_path / "results" / "diagnostics.csv").exists()
+
+
+def test_plotting_a_sweep_folder_draws_one_image_per_env_with_the_random_policy(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    from m3po_sb3.plotting import main as plot
+    from m3po_sb3.plotting import random_policy_return
+
+    for env, algo, seed in product(["A-v0", "B-v0"], ["m3po", "sac"], [0, 1]):
+        folder = run_dir(tmp_path, env, algo, seed)
+        folder.mkdir(parents=True)
+        (folder / "config.json").write_text(json.dumps(dict(env=env, algo=algo, seed=seed)))
+        (folder / "eval.csv").write_text(f"timesteps,mean_return,std_return,n_episodes\n50,{seed},0,1\n")
+        (folder / "random_policy.csv").write_text(f"timesteps,mean_return,std_return,n_episodes\n0,{-seed},0,1\n")
+    assert plot([str(tmp_path)]) == [tmp_path / "A-v0_returns.png", tmp_path / "B-v0_returns.png"]
+    assert random_policy_return([run_dir(tmp_path, "A-v0", "sac", seed) for seed in (0, 1)]) == -0.5  # the dashed floor
+    assert capsys.readouterr().out.count("Saved to") == 2
+    with pytest.raises(FileNotFoundError, match="no run"):
+        plot([str(tmp_path / "A-v0" / "m3po" / "nothing")])
 
 
 def test_a_failing_run_is_raised(tmp_path):
