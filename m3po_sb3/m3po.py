@@ -404,6 +404,7 @@ class M3PO(SAC):
         """
         SB3's ``load``, which first checks that the file holds an agent of this class: a zip of another
         algorithm (PPO, a history-SAC) or of the other model (M2PO for M3PO) raises a ``TypeError`` naming it.
+        An env id is made and wrapped with the saved agent's ``HistoryObservation``, as the constructor does.
         Arguments as :meth:`stable_baselines3.SAC.load`.
         """
         data, _, _ = load_from_zip_file(path, device="cpu", custom_objects=custom_objects, load_data=True)
@@ -418,6 +419,8 @@ class M3PO(SAC):
         if saved != cls.dynamics_model_class.__name__:
             algo = {"MetaDynamicsModel": "M3PO", "DynamicsModel": "M2PO"}.get(saved, saved)
             raise TypeError(f"{path} holds an agent with a {saved}, not {cls.__name__}'s {cls.dynamics_model_class.__name__}: use {algo}.load")
+        if env is not None:
+            env, _ = _history_env(env, data["history_layout"].history_length, data.get("verbose", 0))
         return super().load(path, env, device, custom_objects, print_system_info, force_reset, **kwargs)
 
     def _excluded_save_params(self) -> list[str]:

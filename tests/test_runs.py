@@ -33,6 +33,8 @@ def test_load_run_gives_the_agent_and_its_env_rebuilt_from_the_config(run):
     assert env.unwrapped.g == 3.0  # --env-kwargs
     obs, _ = env.reset(seed=0)
     assert np.array_equal(agent.predict(obs, deterministic=True)[0], trained.predict(obs, deterministic=True)[0])
+    from_id = M3PO.load(folder / "model.zip", env="Pendulum-v1")  # an env id gets the saved history wrapper
+    assert from_id.get_env().get_attr("history_layout")[0].history_length == 3
     best, _ = load_run(folder, best=True)
     assert best.num_timesteps in (20, 40)
 
