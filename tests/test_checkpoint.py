@@ -1,6 +1,10 @@
 """Checkpoints and resumed runs: an interrupted and resumed run is the uninterrupted one."""
 
 import json
+import signal
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
@@ -83,3 +87,18 @@ def test_pendulum_state_survives_pickling():
     from stable_baselines3.common.env_util import make_vec_env
 
     assert env_state_survives_pickling(make_vec_env("Pendulum-v1"))
+
+
+@pytest.mark.slow
+def test_ctrl_c_on_the_command_line_stops_with_a_checkpoint_and_no_traceback(tmp_path):
+    argv = [*RUN, "--timesteps", "1000000", "--out", str(tmp_path)]
+    process = subprocess.Popen([sys.executable, "-m", "m3po_sb3.train", *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not (tmp_path / "eval.csv").exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 0 and "Traceback" not in stderr and "Ctrl-C" in stderr
+    status = read_status(tmp_path)
+    assert status["status"] == "interrupted" and status["num_timesteps"] >= 15
+    assert find_checkpoint(tmp_path) is not None and (tmp_path / "model.zip").is_file() and (tmp_path / "learning_curve.png").is_file()
