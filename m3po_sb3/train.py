@@ -271,7 +271,7 @@ def train(args: argparse.Namespace) -> SAC:
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.json").write_text(json.dumps(config, indent=2, default=str))
     write_random_policy_returns(config, out)
-    return learn(agent, config, out, args.progress_bar)
+    return run_training(agent, config, out, args.progress_bar)
 
 
 def resume(folder: str | Path, progress_bar: bool = True) -> SAC:
@@ -293,11 +293,11 @@ def resume(folder: str | Path, progress_bar: bool = True) -> SAC:
         for name in RUN_FILES:
             (folder / name).unlink(missing_ok=True)
         write_random_policy_returns(config, folder)
-        return learn(build_agent(config), config, folder, progress_bar)
+        return run_training(build_agent(config), config, folder, progress_bar)
     agent, eval_log = load_checkpoint(checkpoint, AGENT_CLASSES[config["algo"]], lambda: make_eval_env(config), config["device"])
     if config["args"]["verbose"]:
         print(f"Resuming {folder} from its checkpoint at step {agent.num_timesteps}")
-    return learn(agent, config, folder, progress_bar, eval_log)
+    return run_training(agent, config, folder, progress_bar, eval_log)
 
 
 def build_env(config: dict[str, Any]) -> HistoryObservation:
@@ -305,7 +305,7 @@ def build_env(config: dict[str, Any]) -> HistoryObservation:
     return make_env(config["env"], config["hyperparameters"]["history_length"], config["env_kwargs"])
 
 
-def learn(agent: SAC, config: dict[str, Any], out: Path, progress_bar: bool, eval_log: dict[str, Any] | None = None) -> SAC:
+def run_training(agent: SAC, config: dict[str, Any], out: Path, progress_bar: bool, eval_log: dict[str, Any] | None = None) -> SAC:
     """
     Train up to the run's budget with evaluations, checkpoints and Ctrl-C handling, then write the agent,
     the learning curve and the run's status.
