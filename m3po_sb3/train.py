@@ -235,7 +235,11 @@ def build_agent(config: dict[str, Any]) -> SAC:
     :param config: the run's settings (:func:`run_settings`)
     :return: a new agent, or the ``--trained-agent`` loaded onto the run's env
     """
-    args, env = config["args"], build_env(config)
+    args = config["args"]
+    try:
+        env = build_env(config)
+    except TypeError as error:  # gym.make's keyword arguments come from --env-kwargs
+        raise UsageError(f"--env-kwargs {config['env_kwargs']}: {error}") from None
     if args["trained_agent"] is None:
         return make_agent(config["algo"], env, config["hyperparameters"], config["seed"], config["device"], args["tensorboard_log"])
     agent_class = AGENT_CLASSES[config["algo"]]

@@ -56,6 +56,7 @@ def test_runs_are_numbered_in_the_log_folder_and_an_existing_out_is_refused(tmp_
         (["--env", "Pendulum-v1"], "no preset for 'Pendulum-v1'"),
         ([*TINY, "--timesteps", "19"], "--timesteps 19 ends before the first evaluation, at step 20"),
         ([*TINY, "--timestep", "20"], "unrecognized arguments: --timestep"),  # no abbreviations
+        ([*TINY, "--env-kwargs", "gravity:3"], "--env-kwargs {'gravity': 3}: "),
         (["--resume", "nowhere"], "nowhere is not a run folder"),
     ],
 )
