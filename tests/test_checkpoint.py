@@ -18,7 +18,7 @@ from m3po_sb3.train import main
 RUN = [
     "--env", "Pendulum-v1", "--preset", "demo", "--timesteps", "90", "--epoch-length", "20", "--rollouts-per-step", "4",
     "--rollout-every", "5", "--gradient-steps", "2", "--history-length", "2", "--eval-freq", "15", "--eval-episodes", "1",
-    "--save-freq", "40", "--no-progress-bar", "--verbose", "0", "--seed", "5",
+    "--save-freq", "40", "--no-progress-bar", "--verbose", "0", "--seed", "5", "--env-kwargs", "max_episode_steps:50",
 ]  # fmt: skip
 
 
@@ -48,12 +48,14 @@ def test_interrupted_and_resumed_run_equals_the_uninterrupted_one(tmp_path, monk
 
 
 def test_a_run_killed_after_a_checkpoint_drops_the_evaluations_made_after_it(tmp_path):
-    main([*RUN, "--out", str(tmp_path)])
+    main([*RUN, "--timesteps", "60", "--out", str(tmp_path)])
     status = json.loads((tmp_path / "status.json").read_text())
     (tmp_path / "status.json").write_text(json.dumps(dict(status, status="running")))  # as if killed at the end
-    resumed = main(["--resume", str(tmp_path), "--no-progress-bar"])  # from the checkpoint at step 80
-    assert resumed.num_timesteps == 90
-    assert list(read_eval_csv(tmp_path / "eval.csv")["timesteps"]) == [15, 30, 45, 60, 75, 90]
+    evaluations = (tmp_path / "eval.csv").read_text()
+    resumed = main(["--resume", str(tmp_path), "--no-progress-bar"])  # from the checkpoint at step 40
+    assert resumed.num_timesteps == 60
+    assert list(read_eval_csv(tmp_path / "eval.csv")["timesteps"]) == [15, 30, 45, 60]  # 45 and 60 once, measured again
+    assert (tmp_path / "eval.csv").read_text() == evaluations  # Pendulum resumes exactly
 
 
 def test_resume_refuses_other_settings_and_a_finished_run_is_left_alone(tmp_path, capsys):
