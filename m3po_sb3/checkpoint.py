@@ -15,7 +15,9 @@ Gymnasium's MuJoCo envs pickle through ``EzPickle``, i.e. by their constructor a
 new envs, so a resumed run starts a new training episode at the checkpoint (SB3's ``force_reset``). Up to the
 checkpoint the resumed run is the interrupted one; after it, its training episodes, hence its policy and
 evaluations, differ from an uninterrupted run's. Envs whose state pickles (e.g. ``Pendulum-v1``) resume
-exactly: the resumed run's evaluations equal the uninterrupted run's.
+exactly: the resumed run's evaluations equal the uninterrupted run's. The state of other callbacks is not
+saved: :class:`m3po_sb3.DiagnosticsCallback` starts afresh (a new ``π_D``, no ``ε_m`` before the next model
+fit), and as it draws from the global generators, a run with diagnostics does not resume bit-identically.
 
 Checkpoints are taken at ``on_rollout_start``, after a step was stored and trained on (SB3's
 ``on_step`` comes between an env step and its storage, where no consistent state exists). A checkpoint is
