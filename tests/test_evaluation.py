@@ -1,7 +1,6 @@
 """MetaEvalCallback: every evaluation on the same episodes, and the random policy's return."""
 
 import gymnasium as gym
-import numpy as np
 import pytest
 from stable_baselines3 import SAC
 from stable_baselines3.common.env_util import make_vec_env
