@@ -1,5 +1,10 @@
 """The way back from a run folder: load_run, the replay command, and clear errors when loading the wrong file."""
 
+import json
+import os
+import subprocess
+import sys
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -76,3 +81,42 @@ def test_run_folders_are_numbered_as_rl_zoo_does(tmp_path):
     for name in ("Ant-v5_1", "Ant-v5_7", "Ant-v5_x", "Ant-v5_2_old", "Ant-v50_9"):
         (tmp_path / "m3po" / name).mkdir(parents=True)
     assert next_run_dir(tmp_path, "m3po", "Ant-v5") == tmp_path / "m3po" / "Ant-v5_8"
+
+
+FAKE_MOVIEPY = '''
+import json
+import numpy as np
+
+
+class ImageSequenceClip:
+    """Stands in for MoviePy's: writes the frames' count and shape instead of an MP4."""
+
+    def __init__(self, frames, fps):
+        self.frames, self.fps = np.asarray(frames), fps
+
+    def write_videofile(self, path, logger=None):
+        with open(path, "w") as file:
+            json.dump(dict(shape=list(self.frames.shape), fps=self.fps), file)
+'''
+
+
+@pytest.mark.slow
+def test_a_video_of_each_replayed_episode_is_recorded(tmp_path):
+    """RecordVideo gets the frames of the run's MuJoCo env (MoviePy, an optional extra, is faked here)."""
+    package = tmp_path / "fake" / "moviepy" / "video" / "io"
+    package.mkdir(parents=True)
+    for folder in (package, package.parent, package.parent.parent):
+        (folder / "__init__.py").write_text("")
+    (package / "ImageSequenceClip.py").write_text(FAKE_MOVIEPY)
+    folder = tmp_path / "run"
+    train([*TINY, "--env", "HalfCheetahFwdBwd-v0", "--env-kwargs", "max_episode_steps:12", "--timesteps", "20", "--out", str(folder)])
+    env = {**os.environ, "MUJOCO_GL": "egl", "PYTHONPATH": os.pathsep.join([str(tmp_path / "fake"), os.environ.get("PYTHONPATH", "")])}
+    command = [sys.executable, "-m", "m3po_sb3.enjoy", str(folder), "--episodes", "2", "--video-folder", str(tmp_path / "videos")]
+    result = subprocess.run(command, env=env, capture_output=True, text=True)
+    if result.returncode != 0 and "EGL" in result.stderr:
+        pytest.skip(f"no offscreen OpenGL (MUJOCO_GL=egl) on this machine: {result.stderr.strip().splitlines()[-1:]}")
+    assert result.returncode == 0, result.stderr[-2000:]
+    videos = sorted((tmp_path / "videos").glob("*.mp4"))
+    assert [video.name for video in videos] == ["m3po-HalfCheetahFwdBwd-v0-episode-0.mp4", "m3po-HalfCheetahFwdBwd-v0-episode-1.mp4"]
+    for video in videos:  # 12 steps after the reset's frame, 20 frames a second (HalfCheetah's dt = 0.05 s)
+        assert json.loads(video.read_text()) == dict(shape=[13, 480, 480, 3], fps=20)
