@@ -7,28 +7,31 @@ A checkpoint is a folder (``RUN/checkpoint``) holding everything a run's next st
 - ``replay_buffer.pkl`` (SB3's ``save_replay_buffer``: M3PO's ``D_model``, SAC's replay buffer) and, for M3PO,
   ``env_buffer.pkl`` (``D_env``);
 - ``state.pkl``: the random generators (Python, NumPy, torch, the action space's), the evaluation log of
-  :class:`m3po_sb3.MetaEvalCallback` and the training env, pickled mid-episode where its state survives
-  pickling;
+  :class:`m3po_sb3.MetaEvalCallback` and the training env, pickled mid-episode with its state;
 - ``files/``: copies of the run's CSV files (``eval.csv``, ``diagnostics.csv``) as they were at that step.
 
-Gymnasium's MuJoCo envs pickle through ``EzPickle``, i.e. by their constructor arguments: they come back as
-new envs, so a resumed run starts a new training episode at the checkpoint (SB3's ``force_reset``). Up to the
-checkpoint the resumed run is the interrupted one; after it, its training episodes, hence its policy and
-evaluations, differ from an uninterrupted run's. Envs whose state pickles (e.g. ``Pendulum-v1``) resume
-exactly: the resumed run's evaluations equal the uninterrupted run's. The state of other callbacks is not
-saved: :class:`m3po_sb3.DiagnosticsCallback` starts afresh (a new ``π_D``, no ``ε_m`` before the next model
-fit), and as it draws from the global generators, a run with diagnostics does not resume bit-identically.
+Gymnasium's MuJoCo envs pickle through ``EzPickle``, i.e. as their constructor arguments, which would give a
+new env: :class:`EnvStatePickler` pickles their state instead (MuJoCo's ``MjModel`` and ``MjData`` pickle by
+value), so a resumed run continues the training episode where it stopped and its evaluations equal an
+uninterrupted run's (tested on Pendulum and HalfCheetah). An env that cannot be pickled at all (e.g. one
+holding an OpenGL context) is made anew instead, and the resumed run starts a new training episode at the
+checkpoint: identical up to it, different after it. The state of other callbacks is not saved:
+:class:`m3po_sb3.DiagnosticsCallback` starts afresh (a new ``π_D``, no ``ε_m`` before the next model fit),
+and as it draws from the global generators, a run with diagnostics does not resume bit-identically.
 
 Checkpoints are taken at ``on_rollout_start``, after a step was stored and trained on (SB3's
 ``on_step`` comes between an env step and its storage, where no consistent state exists). A checkpoint is
 written to ``checkpoint.tmp`` and then swapped in, so an interruption while saving keeps the previous one.
 """
 
+import io
+import pickle
 import random
 import shutil
 import signal
 import sys
 import threading
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -61,9 +64,31 @@ class TrainingInterrupted(Exception):
         self.num_timesteps = num_timesteps
 
 
-def env_state_survives_pickling(env: VecEnv) -> bool:
-    """:return: whether pickling ``env`` keeps its state (not so for ``EzPickle`` envs such as MuJoCo's)"""
-    return not any(isinstance(unwrapped, EzPickle) for unwrapped in env.get_attr("unwrapped"))
+def _restore_dict(obj: Any, state: dict[str, Any]) -> None:
+    obj.__dict__.update(state)
+
+
+class EnvStatePickler(cloudpickle.Pickler):
+    """
+    cloudpickle, except for ``EzPickle`` objects (Gymnasium's MuJoCo envs), which pickle their attributes (the
+    simulation's ``MjData`` included) instead of their constructor arguments: they come back in their state.
+    """
+
+    def reducer_override(self, obj: Any) -> Any:
+        if isinstance(obj, EzPickle):
+            return object.__new__, (type(obj),), dict(obj.__dict__), None, None, _restore_dict
+        return super().reducer_override(obj)
+
+
+def pickle_env(env: VecEnv) -> bytes | None:
+    """:return: ``env`` pickled with its state (:class:`EnvStatePickler`); ``None`` if it cannot be pickled"""
+    file = io.BytesIO()
+    try:
+        EnvStatePickler(file).dump(env)
+    except (TypeError, AttributeError, pickle.PicklingError) as error:
+        warnings.warn(f"the training env cannot be pickled ({error}): a resumed run will start a new episode", stacklevel=2)
+        return None
+    return file.getvalue()
 
 
 def rng_state(agent: SAC) -> dict[str, Any]:
@@ -114,7 +139,7 @@ def save_checkpoint(
     state = dict(
         num_timesteps=agent.num_timesteps,
         rng=rng_state(agent),
-        env=cloudpickle.dumps(env) if env_state_survives_pickling(env) else None,
+        env=pickle_env(env),
         eval={name: getattr(eval_callback, name) for name in EVAL_STATE} if eval_callback is not None else None,
     )
     save_to_pkl(tmp / "state.pkl", state)
@@ -154,8 +179,8 @@ def load_checkpoint(
     state = load_from_pkl(folder / "state.pkl")
     agent = agent_class.load(folder / "agent.zip", device=device)
     if state["env"] is not None:
-        agent.set_env(cloudpickle.loads(state["env"]), force_reset=False)
-    else:  # a new env: a new episode starts at the checkpoint, its reset seeded by the seed and the step
+        agent.set_env(pickle.loads(state["env"]), force_reset=False)
+    else:  # an env that could not be pickled: a new episode starts, its reset seeded by the seed and the step
         env = make_env()
         env.seed(None if agent.seed is None else agent.seed + agent.num_timesteps)
         agent.set_env(env, force_reset=True)
