@@ -1,4 +1,4 @@
-# Quick start:  `make demo` (short M3PO training, writes runs/demo/)  and  `make test` (the test suite).
+# Quick start:  `make demo` (short M3PO training, writes logs/m3po/HalfCheetahFwdBwd-v0_N/)  and  `make test` (the test suite).
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
@@ -15,10 +15,10 @@ $(STAMP): setup.cfg pyproject.toml .ci/constraints.txt
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(PY) examples/demo.py --out runs/demo
+	$(PY) examples/demo.py
 
 test: $(STAMP)
 	$(PY) -m pytest -n 2 -q
 
 clean:
-	rm -rf $(VENV) runs build dist *.egg-info
+	rm -rf $(VENV) logs runs build dist *.egg-info

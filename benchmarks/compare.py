@@ -3,8 +3,9 @@
 Trains the (env × algo × seed) grid in parallel with :mod:`m3po_sb3.sweep` (each run is
 ``python -m m3po_sb3.train ... --diagnostics``), then writes into ``--results``:
 
-- ``returns.csv`` and ``diagnostics.csv``: every run's evaluations and diagnostics, one row per (run, step);
-- ``ENV_returns.png`` and ``ENV_diagnostics.png``: mean ± std over seeds;
+- ``returns.csv`` and ``diagnostics.csv``: every run's evaluations and diagnostics (of the runs trained with
+  ``--diagnostics``), one row per (run, step);
+- ``ENV_returns.png`` (with the random policy's return) and ``ENV_diagnostics.png``: mean ± std over seeds;
 - ``table.md``: evaluation return (mean ± std over seeds) at fixed sample counts.
 
 ``--aggregate-only`` re-reads finished runs. Everything after ``--`` goes to every run's training command
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from m3po_sb3.plotting import mean_over_seeds, plot_seed_curves, read_csv_columns
+from m3po_sb3.plotting import mean_over_seeds, plot_seed_curves, random_policy_return, read_csv_columns
 from m3po_sb3.sweep import BACKENDS, grid, run_dir, run_sweep
 
 DEFAULT_TRAIN_ARGS = (
@@ -88,7 +89,9 @@ def aggregate(runs: dict[tuple[str, str, int], Path], results: Path, sample_coun
     """
     results.mkdir(parents=True, exist_ok=True)
     write_long_csv(results / "returns.csv", runs, "eval.csv")
-    write_long_csv(results / "diagnostics.csv", runs, "diagnostics.csv")
+    diagnosed = {key: folder for key, folder in runs.items() if (folder / "diagnostics.csv").is_file()}  # trained with --diagnostics
+    if diagnosed:
+        write_long_csv(results / "diagnostics.csv", diagnosed, "diagnostics.csv")
     tables = []
     for env in dict.fromkeys(env for env, _, _ in runs):
         by_algo: dict[str, list[Path]] = {}
@@ -96,20 +99,23 @@ def aggregate(runs: dict[tuple[str, str, int], Path], results: Path, sample_coun
             if run_env == env:
                 by_algo.setdefault(algo, []).append(folder)
         evals = {algo: [folder / "eval.csv" for folder in folders] for algo, folders in by_algo.items()}
-        diagnostics = {algo: [folder / "diagnostics.csv" for folder in folders] for algo, folders in by_algo.items()}
-        plot_seed_curves(evals, results / f"{env}_returns.png", title=f"{env}: evaluation return")
-        plot_seed_curves(diagnostics, results / f"{env}_diagnostics.png", columns=DIAGNOSTICS, title=f"{env}: diagnostics")
+        floor = random_policy_return([folder for folders in by_algo.values() for folder in folders])
+        plot_seed_curves(evals, results / f"{env}_returns.png", title=f"{env}: evaluation return", random_return=floor)
         if sample_counts is None:
             common = set.intersection(*(set(read_csv_columns(path)["timesteps"]) for paths in evals.values() for path in paths))
             sample_counts = [int(t) for t in sorted(common)]
-        tables += [markdown_table(env, evals, sample_counts), diagnostics_table(env, diagnostics)]
+        tables.append(markdown_table(env, evals, sample_counts))
+        diagnostics = {algo: [folder / "diagnostics.csv" for folder in folders if folder in diagnosed.values()] for algo, folders in by_algo.items()}
+        if all(diagnostics.values()):
+            plot_seed_curves(diagnostics, results / f"{env}_diagnostics.png", columns=DIAGNOSTICS, title=f"{env}: diagnostics")
+            tables.append(diagnostics_table(env, diagnostics))
     (results / "table.md").write_text("\n".join(tables))
     return "\n".join(tables)
 
 
 def build_parser() -> argparse.ArgumentParser:
     """:return: the command line parser of ``python benchmarks/compare.py``"""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False)
     parser.add_argument("--envs", nargs="+", default=["HalfCheetahFwdBwd-v0", "HalfCheetahPier-v0"])
     parser.add_argument("--algos", nargs="+", default=["m3po", "m2po", "sac"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])

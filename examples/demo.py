@@ -1,9 +1,11 @@
 """Short CPU demo: M3PO on HalfCheetahFwdBwd-v0 with the small ``demo`` preset (a few minutes on 2 cores).
 
-    python examples/demo.py --out runs/demo
+    python examples/demo.py
 
-writes ``runs/demo/{model.zip,eval.csv,learning_curve.png,config.json}``. Any flag of
-``python -m m3po_sb3.train`` may be added (e.g. ``--seed 1``, ``--algo m2po``, ``--timesteps 5000``).
+writes a new run folder ``logs/m3po/HalfCheetahFwdBwd-v0_N`` (``model.zip``, ``eval.csv``,
+``learning_curve.png``, ...). Any flag of ``python -m m3po_sb3.train`` may be added (e.g. ``--seed 1``,
+``--algo m2po``, ``--timesteps 5000``, ``--out DIR``). Each evaluation runs the same 10 episodes (30 task
+periods), enough for the curve to tell the policies apart from episode luck.
 """
 
 import sys
@@ -14,7 +16,7 @@ from m3po_sb3.train import main
 # threads contend (tens of times slower).
 DEMO_ARGS = [
     "--env", "HalfCheetahFwdBwd-v0", "--algo", "m3po", "--preset", "demo",
-    "--eval-freq", "500", "--eval-episodes", "2", "--torch-threads", "1",
+    "--eval-freq", "500", "--eval-episodes", "10", "--torch-threads", "1",
 ]  # fmt: skip
 
 if __name__ == "__main__":

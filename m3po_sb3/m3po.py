@@ -25,9 +25,9 @@ from stable_baselines3 import SAC
 from stable_baselines3.common.base_class import maybe_make_env
 from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.callbacks import BaseCallback, ConvertCallback
-from stable_baselines3.common.save_util import load_from_pkl, save_to_pkl
+from stable_baselines3.common.save_util import load_from_pkl, load_from_zip_file, save_to_pkl
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
-from stable_baselines3.common.vec_env import VecEnv
+from stable_baselines3.common.vec_env import SubprocVecEnv, VecEnv
 from stable_baselines3.sac.policies import SACPolicy
 
 from m3po_sb3.buffers import HybridReplayBuffer, ModelReplayBuffer
@@ -193,6 +193,7 @@ class M3PO(SAC):
         self.model_kwargs = {} if model_kwargs is None else model_kwargs
         self.model_fit_kwargs = {} if model_fit_kwargs is None else model_fit_kwargs
         self.hybrid_schedule = hybrid_schedule
+        self.dynamics_model_name = self.dynamics_model_class.__name__  # saved, so that ``load`` can check the class
         # Hooks for diagnostics: the statistics of the last model fit and of the last rollout batch.
         self.last_model_fit_stats: dict[str, Any] = {}
         self.last_rollout_stats: dict[str, float] = {}
@@ -375,7 +376,53 @@ class M3PO(SAC):
             return 1.0
         return hybrid_beta(self.num_timesteps // self.epoch_length if epoch is None else epoch, *self.hybrid_schedule)
 
+    def learn(
+        self: SelfM3PO,
+        total_timesteps: int,
+        callback: MaybeCallback = None,
+        log_interval: int = 4,
+        tb_log_name: str | None = None,
+        reset_num_timesteps: bool = True,
+        progress_bar: bool = False,
+    ) -> SelfM3PO:
+        """SAC's ``learn``; the TensorBoard run is named after the class (``M3PO_1``, ``M2PO_1``), not ``SAC_1``."""
+        tb_log_name = type(self).__name__ if tb_log_name is None else tb_log_name
+        return super().learn(total_timesteps, callback, log_interval, tb_log_name, reset_num_timesteps, progress_bar)
+
     # ------------------------------------------------------------------ persistence
+    @classmethod
+    def load(  # type: ignore[override]
+        cls: type[SelfM3PO],
+        path: str | pathlib.Path | io.BufferedIOBase,
+        env: GymEnv | None = None,
+        device: th.device | str = "auto",
+        custom_objects: dict[str, Any] | None = None,
+        print_system_info: bool = False,
+        force_reset: bool = True,
+        **kwargs: Any,
+    ) -> SelfM3PO:
+        """
+        SB3's ``load``, which first checks that the file holds an agent of this class: a zip of another
+        algorithm (PPO, a history-SAC) or of the other model (M2PO for M3PO) raises a ``TypeError`` naming it.
+        An env id is made and wrapped with the saved agent's ``HistoryObservation``, as the constructor does.
+        Arguments as :meth:`stable_baselines3.SAC.load`.
+        """
+        data, _, _ = load_from_zip_file(path, device="cpu", custom_objects=custom_objects, load_data=True)
+        data = data or {}
+        if "epoch_length" not in data:  # none of M3PO's hyper-parameters
+            policy = data.get("policy_class")
+            raise TypeError(
+                f"{path} was not saved by M3PO or M2PO (its policy is {getattr(policy, '__name__', policy)} and it has no "
+                "dynamics model): load it with the class that saved it, e.g. stable_baselines3.SAC.load or PPO.load"
+            )
+        saved = data.get("dynamics_model_name", cls.dynamics_model_class.__name__)  # absent from files of 0.1.0
+        if saved != cls.dynamics_model_class.__name__:
+            algo = {"MetaDynamicsModel": "M3PO", "DynamicsModel": "M2PO"}.get(saved, saved)
+            raise TypeError(f"{path} holds an agent with a {saved}, not {cls.__name__}'s {cls.dynamics_model_class.__name__}: use {algo}.load")
+        if env is not None:
+            env, _ = _history_env(env, data["history_layout"].history_length, data.get("verbose", 0))
+        return super().load(path, env, device, custom_objects, print_system_info, force_reset, **kwargs)
+
     def _excluded_save_params(self) -> list[str]:
         # D_env is kept with ``save_env_buffer``, like D_model with ``save_replay_buffer``; the health rule
         # is a method of the env.
@@ -422,6 +469,11 @@ def _history_env(env: GymEnv | str, history_length: int | None, verbose: int) ->
 
     :return: the env and its history layout
     """
+    if isinstance(env, SubprocVecEnv):  # checked before anything runs in its workers
+        raise TypeError(
+            "M3PO trains on one env in its own process (the model rollouts call the env's termination_fn): "
+            "pass the env, its id or a DummyVecEnv of one env, not a SubprocVecEnv"
+        )
     wrap = isinstance(env, str)
     env = maybe_make_env(env, verbose)
     if not isinstance(env.action_space, spaces.Box):

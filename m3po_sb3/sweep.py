@@ -8,13 +8,16 @@ them; ``backend="ray"`` hands them to a Ray cluster instead (Ray is an optional 
         -- --preset demo --timesteps 6000 --no-progress-bar
 
 Everything after ``--`` goes to every run's ``python -m m3po_sb3.train`` command line; each run writes into
-``OUT/ENV/ALGO/seed_SEED``.
+``OUT/ENV/ALGO/seed_SEED``. Running the same sweep again skips its finished runs and resumes the unfinished
+ones from their checkpoints (``--resume``); Ctrl-C stops every run with a checkpoint.
 """
 
 import argparse
 import importlib
+import json
 import multiprocessing
 import os
+import sys
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from itertools import product
@@ -43,20 +46,37 @@ def grid(algos: Sequence[str], envs: Sequence[str], seeds: Sequence[int], out: s
     ]
 
 
+# Settings that may differ between a run and its resumption.
+UNCHECKED_SETTINGS = ("progress_bar", "torch_threads", "verbose")
+
+
 def run_one(argv: Sequence[str]) -> str:
     """
-    One run in the current process, with one torch thread.
+    One run in the current process, with one torch thread: skipped if its folder holds it finished, resumed
+    if it holds it unfinished, else started.
 
-    :param argv: its :mod:`m3po_sb3.train` command line
+    :param argv: its :mod:`m3po_sb3.train` command line, with ``--out``
     :return: its output folder
     """
     import torch as th
 
-    from m3po_sb3 import train
+    from m3po_sb3 import runs, train
 
     th.set_num_threads(1)
     args = train.build_parser().parse_args(list(argv))
-    train.train(args)
+    if args.out is None:
+        raise ValueError(f"a sweep's run needs its own --out folder: {' '.join(argv)}")
+    if not (Path(args.out) / "config.json").is_file():
+        train.train(args)
+        return args.out
+    saved = {key: value for key, value in runs.read_config(args.out)["args"].items() if key not in UNCHECKED_SETTINGS}
+    wanted = {key: value for key, value in json.loads(json.dumps(vars(args), default=str)).items() if key not in UNCHECKED_SETTINGS}
+    if saved != wanted:
+        changed = sorted(key for key in wanted.keys() | saved.keys() if saved.get(key) != wanted.get(key))
+        raise ValueError(f"{args.out} holds a run with other settings ({', '.join(changed)}): move it away or use another --out")
+    status = runs.read_status(args.out)
+    if status is None or status["status"] != "finished":
+        train.resume(args.out, args.progress_bar)
     return args.out
 
 
@@ -75,7 +95,11 @@ def run_sweep(argvs: Sequence[Sequence[str]], backend: str = "process", max_work
         context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(max_workers, mp_context=context) as pool:
             futures = [pool.submit(run_one, list(argv)) for argv in argvs]
-            errors = [future.exception() for future in futures]
+            try:
+                errors = [future.exception() for future in futures]
+            except KeyboardInterrupt:  # the running runs save a checkpoint and stop; start no other
+                pool.shutdown(cancel_futures=True)
+                raise
         if any(errors):
             raise next(error for error in errors if error is not None)
         return [future.result() for future in futures]
@@ -96,7 +120,7 @@ def _import_ray():  # noqa: ANN202 (the module's type is ray's)
 
 def build_parser() -> argparse.ArgumentParser:
     """:return: the command line parser of ``python -m m3po_sb3.sweep``"""
-    parser = argparse.ArgumentParser(prog="python -m m3po_sb3.sweep", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m m3po_sb3.sweep", description=__doc__.split("\n\n")[0], allow_abbrev=False)
     parser.add_argument("--algos", nargs="+", required=True)
     parser.add_argument("--envs", nargs="+", required=True)
     parser.add_argument("--seeds", nargs="+", type=int, required=True)
@@ -114,7 +138,10 @@ def main(argv: Sequence[str] | None = None) -> list[str]:
     """
     args = build_parser().parse_args(argv)
     train_args = args.train_args[1:] if args.train_args[:1] == ["--"] else args.train_args
-    return run_sweep(grid(args.algos, args.envs, args.seeds, args.out, train_args), args.backend, args.workers)
+    try:
+        return run_sweep(grid(args.algos, args.envs, args.seeds, args.out, train_args), args.backend, args.workers)
+    except KeyboardInterrupt:
+        sys.exit("\nInterrupted: run the same command again to resume the unfinished runs")
 
 
 if __name__ == "__main__":

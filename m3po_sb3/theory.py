@@ -675,14 +675,11 @@ def plot_bounds(path: str, eps_m: float = 0.01, eps_pi: float = 0.01, r_max: flo
     plt.close(figure)
 
 
-def main(argv: Optional[Sequence[str]] = None) -> None:
-    """
-    ``python -m m3po_sb3.theory``: check every bound on random MDPs and print, per bound, how often it held and
-    how tight it was; optionally search adversarially and plot the bounds.
-
-    :param argv: command-line arguments (default: ``sys.argv[1:]``)
-    """
-    parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
+def build_parser() -> argparse.ArgumentParser:
+    """:return: the command line parser of ``python -m m3po_sb3.theory``"""
+    parser = argparse.ArgumentParser(
+        prog="python -m m3po_sb3.theory", description=" ".join(__doc__.strip().split("\n\n")[0].split()), allow_abbrev=False
+    )
     parser.add_argument("--n-mdps", type=int, default=200, help="number of random MDPs")
     parser.add_argument("--seed", type=int, default=0, help="random seed")
     parser.add_argument("--adversarial-steps", type=int, default=0, help="mutations per adversarial restart (0: skip)")
@@ -692,6 +689,17 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         help="range of gamma searched adversarially (near 0 every bound is trivially tight)",
     )
     parser.add_argument("--plot", type=str, default=None, help="write a PNG of the bounds against k and gamma here")
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    """
+    ``python -m m3po_sb3.theory``: check every bound on random MDPs and print, per bound, how often it held and
+    how tight it was; optionally search adversarially and plot the bounds.
+
+    :param argv: command-line arguments (default: ``sys.argv[1:]``)
+    """
+    parser = build_parser()
     args = parser.parse_args(argv)
     if args.n_mdps < 1:
         parser.error("--n-mdps must be at least 1")

@@ -1,14 +1,19 @@
-"""Train M3PO, M2PO, M3PO-h or history-SAC on one env and write the model, evaluations and learning curve.
+"""Train M3PO, M2PO, M3PO-h or history-SAC on one env and write the agent, its evaluations and learning curve.
 
-``python -m m3po_sb3.train --env HalfCheetahFwdBwd-v0 --algo m3po --seed 0 --out runs/hc`` trains with the
-env's Table-2 preset (:mod:`m3po_sb3.presets`) and writes ``model.zip``, ``eval.csv``, ``learning_curve.png``
-and ``config.json`` into ``--out``. ``sac`` is the model-free baseline with the same history wrapper, features
+``python -m m3po_sb3.train --env HalfCheetahFwdBwd-v0 --algo m3po --seed 0`` trains with the env's Table-2
+preset (:mod:`m3po_sb3.presets`) into a new run folder, numbered as RL Zoo's (``logs/m3po/ENV_1``,
+``ENV_2``, ...; ``--out DIR`` names it instead), which gets ``model.zip``, ``best_model.zip``, ``eval.csv``,
+``random_policy.csv``, ``learning_curve.png``, ``config.json`` and ``status.json`` (:mod:`m3po_sb3.runs`).
+Ctrl-C stops after the current step and leaves all of them and a checkpoint; ``--resume DIR`` continues the
+run (:mod:`m3po_sb3.checkpoint`). ``sac`` is the model-free baseline with the same history wrapper, features
 extractor, networks, ``G`` and warm-up.
 """
 
 import argparse
+import ast
 import json
 import platform
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -19,21 +24,27 @@ import torch as th
 from stable_baselines3 import SAC
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.monitor import Monitor
+from stable_baselines3.common.utils import get_device
 from stable_baselines3.common.vec_env import DummyVecEnv
 
+from m3po_sb3.checkpoint import (
+    CHECKPOINT_DIR,
+    RunCheckpointCallback,
+    TrainingInterrupted,
+    find_checkpoint,
+    load_checkpoint,
+    restore_eval_log,
+    stop_on_interrupt,
+)
 from m3po_sb3.diagnostics import DiagnosticsCallback
-from m3po_sb3.evaluation import MetaEvalCallback
+from m3po_sb3.evaluation import MetaEvalCallback, append_eval_row, random_policy_returns
 from m3po_sb3.history import HistoryObservation, history_policy_kwargs
 from m3po_sb3.m3po import M2PO, M3PO
-from m3po_sb3.plotting import plot_learning_curve
+from m3po_sb3.plotting import RANDOM_POLICY_CSV, plot_learning_curve, random_policy_return
 from m3po_sb3.presets import PRESETS, get_preset
+from m3po_sb3.runs import AGENT_CLASSES, make_env, next_run_dir, read_config, read_status, write_status
 
-try:  # registers the meta-RL envs with Gymnasium
-    import meta_mujoco_envs  # noqa: F401
-except ImportError:  # pragma: no cover - the package is optional for plain Gymnasium envs
-    pass
-
-ALGOS = ("m3po", "m2po", "m3po-h", "sac")
+ALGOS = tuple(AGENT_CLASSES)
 # Preset entries the command line may override (flag ``--rollouts-per-step`` for ``rollouts_per_step``, ...).
 OVERRIDABLE = (
     "rollouts_per_step",
@@ -45,17 +56,45 @@ OVERRIDABLE = (
     "rollout_every",
     "hybrid_schedule",
 )
+# What a run folder gets (beside config.json and status.json); a new run refuses a folder holding any of them.
+RUN_FILES = ("model.zip", "best_model.zip", "eval.csv", "evaluations.npz", RANDOM_POLICY_CSV, "learning_curve.png", "diagnostics.csv")
+DEFAULT_SAVE_EPOCHS = 10  # checkpoint every 10 epochs unless --save-freq says otherwise
+
+
+class UsageError(ValueError):
+    """A command line that cannot make a run (bad env id, preset, budget, device, output folder)."""
+
+
+class StoreDict(argparse.Action):
+    """RL Zoo's ``--env-kwargs key:value ...``: values are Python literals (``30``, ``None``, ``(1, 2)``) or strings."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any, option_string: str | None = None) -> None:
+        pairs = {}
+        for item in values:
+            key, sep, text = item.partition(":")
+            if not sep or not key:
+                parser.error(f"{option_string} takes KEY:VALUE pairs, got {item!r}")
+            try:
+                pairs[key] = ast.literal_eval(text)
+            except (ValueError, SyntaxError):
+                pairs[key] = text
+        setattr(namespace, self.dest, pairs)
 
 
 def build_parser() -> argparse.ArgumentParser:
     """:return: the command line parser of ``python -m m3po_sb3.train``"""
-    parser = argparse.ArgumentParser(prog="python -m m3po_sb3.train", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--env", required=True, help="Gymnasium env id, e.g. HalfCheetahFwdBwd-v0")
+    parser = argparse.ArgumentParser(prog="python -m m3po_sb3.train", description=__doc__.split("\n\n")[0], allow_abbrev=False)
+    parser.add_argument("--env", help="Gymnasium env id, e.g. HalfCheetahFwdBwd-v0 (required unless --resume)")
     parser.add_argument("--algo", choices=ALGOS, default="m3po")
     parser.add_argument("--timesteps", type=int, default=None, help="env steps (default: the preset's N * E)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", required=True, help="output folder")
-    parser.add_argument("--preset", default=None, help=f"hyper-parameter preset (default: the env id); one of {', '.join(PRESETS)}")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("-f", "--log-folder", default="logs", help="runs go to LOG_FOLDER/ALGO/ENV_N, N numbering them (default: logs)")
+    where.add_argument("--out", default=None, help="the run's folder instead (it must not hold a run yet)")
+    where.add_argument("--resume", default=None, metavar="DIR", help="continue the interrupted run in DIR, with its own settings")
+    parser.add_argument("-i", "--trained-agent", default=None, help="a model.zip to start from (its hyper-parameters; a new run)")
+    parser.add_argument("--env-kwargs", nargs="+", action=StoreDict, default={}, metavar="KEY:VALUE", help="gym.make arguments, e.g. task_switch_seconds:30")
+    parser.add_argument("--preset", choices=PRESETS, default=None, help="hyper-parameter preset (default: the env id's)")
     parser.add_argument("--rollouts-per-step", type=int, help="M, model rollouts per env step")
     parser.add_argument("--gradient-steps", type=int, help="G, policy updates per env step")
     parser.add_argument("--rollout-length", type=int, help="k, steps per model rollout")
@@ -66,31 +105,33 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--hybrid-schedule", type=int, nargs=2, metavar=("A", "B"), help="M3PO-h: beta from 1 at epoch A to 0 at B")
     parser.add_argument("--eval-freq", type=int, default=None, help="env steps between evaluations (default: E)")
     parser.add_argument("--eval-episodes", type=int, default=5, help="episodes per evaluation (the paper: 50)")
+    parser.add_argument("--save-freq", type=int, default=None, help=f"env steps between checkpoints (default: {DEFAULT_SAVE_EPOCHS} epochs; 0: only on Ctrl-C)")
+    parser.add_argument("-tb", "--tensorboard-log", default=None, help="TensorBoard folder (runs named M3PO_1, M2PO_1, SAC_1, ...)")
     parser.add_argument("--diagnostics", action="store_true", help="log eps_m, eps_pi and the TD error every epoch (diagnostics.csv)")
-    parser.add_argument("--device", default="auto")
+    parser.add_argument("--device", default="auto", help="torch device: auto, cpu, cuda, cuda:1, ...")
     parser.add_argument(
         "--torch-threads", type=int, default=None, help="torch CPU threads (default: torch's); 1 avoids contention on a busy machine"
     )
+    parser.add_argument("--verbose", type=int, default=1, help="0: quiet; 1: a line per evaluation and checkpoint")
     parser.add_argument("--no-progress-bar", dest="progress_bar", action="store_false")
     return parser
 
 
-def make_env(env_id: str, history_length: int) -> HistoryObservation:
-    """
-    :param env_id: Gymnasium env id
-    :param history_length: ``L``
-    :return: the env with history observations
-    """
-    return HistoryObservation(gym.make(env_id), history_length)
-
-
-def make_agent(algo: str, env: HistoryObservation, config: dict[str, Any], seed: int, device: str = "auto") -> SAC:
+def make_agent(
+    algo: str,
+    env: HistoryObservation,
+    config: dict[str, Any],
+    seed: int,
+    device: str = "auto",
+    tensorboard_log: str | None = None,
+) -> SAC:
     """
     :param algo: one of :data:`ALGOS`
     :param env: the training env (history observations)
     :param config: a preset (see :mod:`m3po_sb3.presets`)
     :param seed: random seed
     :param device: torch device
+    :param tensorboard_log: TensorBoard folder (``None``: none)
     :return: the agent; all use the same history networks, ``G`` and warm-up of one epoch of random actions
     """
     policy_kwargs = history_policy_kwargs(env.history_layout, config["gru_units"], config["net_arch"])
@@ -99,6 +140,7 @@ def make_agent(algo: str, env: HistoryObservation, config: dict[str, Any], seed:
         batch_size=config["batch_size"],
         learning_starts=config["epoch_length"],
         policy_kwargs=policy_kwargs,
+        tensorboard_log=tensorboard_log,
         seed=seed,
         device=device,
     )
@@ -126,43 +168,208 @@ def make_agent(algo: str, env: HistoryObservation, config: dict[str, Any], seed:
     )
 
 
-def train(args: argparse.Namespace) -> SAC:
+def run_settings(args: argparse.Namespace) -> dict[str, Any]:
     """
-    Train as the parsed command line says and write ``model.zip``, ``eval.csv``, ``learning_curve.png`` and
-    ``config.json`` into ``args.out``.
+    Check the command line and derive the run's settings, before anything is written.
 
-    :param args: parsed by :func:`build_parser`
-    :return: the trained agent
+    :param args: parsed by :func:`build_parser` (a new run: not ``--resume``)
+    :return: ``config.json``'s content: the command line (``args``), ``env``, ``algo``, ``preset``,
+        ``timesteps``, ``eval_freq``, ``save_freq``, ``device`` and ``hyperparameters``
     """
+    if args.env is None:
+        raise UsageError("--env is required (unless --resume)")
+    try:
+        gym.spec(args.env)
+    except gym.error.Error as error:
+        raise UsageError(f"--env {args.env!r}: {error}") from None
     preset = args.env if args.preset is None else args.preset
     if preset not in PRESETS:
-        raise SystemExit(f"no preset for {args.env!r}: pass --preset, one of {', '.join(PRESETS)}")
+        raise UsageError(f"no preset for {args.env!r}: pass --preset, one of {', '.join(PRESETS)}")
     config = get_preset(preset)
     config.update({key: getattr(args, key) for key in OVERRIDABLE if getattr(args, key) is not None})
     timesteps = config["n_epochs"] * config["epoch_length"] if args.timesteps is None else args.timesteps
     eval_freq = config["epoch_length"] if args.eval_freq is None else args.eval_freq
+    if eval_freq < 1 or args.eval_episodes < 1:
+        raise UsageError(f"--eval-freq and --eval-episodes must be >= 1, got {eval_freq} and {args.eval_episodes}")
+    if timesteps < eval_freq:
+        raise UsageError(f"--timesteps {timesteps} ends before the first evaluation, at step {eval_freq} (--eval-freq): nothing would be measured")
+    device = get_device(args.device)
+    if args.device.startswith("cuda") and device.type != "cuda":
+        raise UsageError(f"--device {args.device}: torch sees no CUDA GPU here (torch {th.__version__}); use --device cpu")
+    save_freq = DEFAULT_SAVE_EPOCHS * config["epoch_length"] if args.save_freq is None else args.save_freq
+    return dict(
+        args=vars(args),
+        env=args.env,
+        env_kwargs=args.env_kwargs,
+        algo=args.algo,
+        seed=args.seed,
+        preset=preset,
+        timesteps=timesteps,
+        eval_freq=eval_freq,
+        save_freq=save_freq,
+        device=str(device),
+        hyperparameters=config,
+        versions=dict(python=platform.python_version(), torch=th.__version__, stable_baselines3=stable_baselines3.__version__),
+    )
 
+
+def new_run_folder(args: argparse.Namespace) -> Path:
+    """
+    :param args: parsed by :func:`build_parser`
+    :return: ``--out`` if it holds no run, else the next RL Zoo-numbered folder of ``--log-folder``
+    """
+    if args.out is None:
+        return next_run_dir(args.log_folder, args.algo, args.env)
+    out = Path(args.out)
+    found = [name for name in ("config.json", *RUN_FILES, CHECKPOINT_DIR) if (out / name).exists()]
+    if found:
+        raise UsageError(
+            f"--out {out} already holds a run ({', '.join(found)}): continue it with --resume {out}, "
+            "or choose a new --out (or -f/--log-folder, which numbers the runs)"
+        )
+    return out
+
+
+def build_agent(config: dict[str, Any]) -> SAC:
+    """
+    :param config: the run's settings (:func:`run_settings`)
+    :return: a new agent, or the ``--trained-agent`` loaded onto the run's env
+    """
+    args = config["args"]
+    try:
+        env = build_env(config)
+    except TypeError as error:  # gym.make's keyword arguments come from --env-kwargs
+        raise UsageError(f"--env-kwargs {config['env_kwargs']}: {error}") from None
+    if args["trained_agent"] is None:
+        return make_agent(config["algo"], env, config["hyperparameters"], config["seed"], config["device"], args["tensorboard_log"])
+    agent_class = AGENT_CLASSES[config["algo"]]
+    return agent_class.load(args["trained_agent"], env=env, device=config["device"], seed=config["seed"], tensorboard_log=args["tensorboard_log"])
+
+
+def make_eval_env(config: dict[str, Any]) -> DummyVecEnv:
+    """:return: the run's env in a ``DummyVecEnv`` with a ``Monitor``: the evaluation env (or a new training env)"""
+    return DummyVecEnv([lambda: Monitor(build_env(config))])
+
+
+def write_random_policy_returns(config: dict[str, Any], out: Path) -> None:
+    """Evaluate the random policy on the evaluation episodes (the learning curve's floor) into ``random_policy.csv``."""
+    env = make_eval_env(config)
+    env.seed(config["seed"] + 1)
+    append_eval_row(out / RANDOM_POLICY_CSV, 0, random_policy_returns(env, config["args"]["eval_episodes"], config["seed"]))
+
+
+def train(args: argparse.Namespace) -> SAC:
+    """
+    Train as the parsed command line says, into a new run folder (or continue one with ``--resume``).
+
+    :param args: parsed by :func:`build_parser`
+    :return: the agent, trained or interrupted
+    """
     if args.torch_threads is not None:
         th.set_num_threads(args.torch_threads)
-    out = Path(args.out)
+    if args.resume is not None:
+        return resume(args.resume, args.progress_bar)
+    config = run_settings(args)
+    agent = build_agent(config)  # bad hyper-parameters or env arguments fail here, before anything is written
+    out = new_run_folder(args)
     out.mkdir(parents=True, exist_ok=True)
-    csv_path = out / "eval.csv"
-    csv_path.unlink(missing_ok=True)  # one run per folder: no rows of an earlier run
-    run = dict(vars(args), preset=preset, timesteps=timesteps, eval_freq=eval_freq, hyperparameters=config)
-    run["versions"] = dict(python=platform.python_version(), torch=th.__version__, stable_baselines3=stable_baselines3.__version__)
-    (out / "config.json").write_text(json.dumps(run, indent=2, default=str))
+    (out / "config.json").write_text(json.dumps(config, indent=2, default=str))
+    write_random_policy_returns(config, out)
+    return run_training(agent, config, out, args.progress_bar)
 
-    agent = make_agent(args.algo, make_env(args.env, config["history_length"]), config, args.seed, args.device)
-    eval_env = DummyVecEnv([lambda: Monitor(make_env(args.env, config["history_length"]))])
-    eval_env.seed(args.seed + 1)  # evaluation episodes differ from the training ones
-    callbacks: list[BaseCallback] = [MetaEvalCallback(eval_env, str(csv_path), n_eval_episodes=args.eval_episodes, eval_freq=eval_freq)]
-    if args.diagnostics:
-        (out / "diagnostics.csv").unlink(missing_ok=True)
-        callbacks.append(DiagnosticsCallback(config["epoch_length"], str(out / "diagnostics.csv")))
-    agent.learn(timesteps, callback=callbacks, progress_bar=args.progress_bar)
+
+def resume(folder: str | Path, progress_bar: bool = True) -> SAC:
+    """
+    Continue a run from its checkpoint (or start it over if it stopped before its first checkpoint).
+
+    :param folder: the run folder
+    :param progress_bar: show a progress bar
+    :return: the agent, trained or interrupted again
+    """
+    folder = Path(folder)
+    config = read_config(folder)
+    status = read_status(folder)
+    if status is not None and status["status"] == "finished":
+        print(f"{folder} is finished ({status['num_timesteps']} steps): nothing to resume")
+        return AGENT_CLASSES[config["algo"]].load(folder / "model.zip", device=config["device"])
+    checkpoint = find_checkpoint(folder)
+    if checkpoint is None:  # stopped before its first checkpoint: the same run, from the start
+        for name in RUN_FILES:
+            (folder / name).unlink(missing_ok=True)
+        write_random_policy_returns(config, folder)
+        return run_training(build_agent(config), config, folder, progress_bar)
+    agent, eval_log = load_checkpoint(checkpoint, AGENT_CLASSES[config["algo"]], lambda: make_eval_env(config), config["device"])
+    if config["args"]["verbose"]:
+        print(f"Resuming {folder} from its checkpoint at step {agent.num_timesteps}")
+    return run_training(agent, config, folder, progress_bar, eval_log)
+
+
+def build_env(config: dict[str, Any]) -> HistoryObservation:
+    """:return: the training env of a run, as its settings describe it"""
+    return make_env(config["env"], config["hyperparameters"]["history_length"], config["env_kwargs"])
+
+
+def run_training(agent: SAC, config: dict[str, Any], out: Path, progress_bar: bool, eval_log: dict[str, Any] | None = None) -> SAC:
+    """
+    Train up to the run's budget with evaluations, checkpoints and Ctrl-C handling, then write the agent,
+    the learning curve and the run's status.
+
+    :param agent: a new agent, or one restored from a checkpoint (``eval_log`` then holds its evaluations)
+    :param config: the run's settings (:func:`run_settings`)
+    :param out: the run folder
+    :param progress_bar: show a progress bar
+    :param eval_log: the evaluation log of the checkpoint (``None``: a new run)
+    :return: the agent
+    """
+    args, verbose = config["args"], config["args"]["verbose"]
+    eval_callback = MetaEvalCallback(
+        make_eval_env(config),
+        str(out / "eval.csv"),
+        n_eval_episodes=args["eval_episodes"],
+        eval_freq=config["eval_freq"],
+        best_model_save_path=str(out),
+        eval_seed=config["seed"] + 1,  # evaluation episodes differ from the training ones
+        verbose=verbose,
+    )
+    restore_eval_log(eval_callback, eval_log)
+    csv_files = [out / "eval.csv"]
+    callbacks: list[BaseCallback] = [eval_callback]
+    if args["diagnostics"]:
+        callbacks.append(DiagnosticsCallback(config["hyperparameters"]["epoch_length"], str(out / "diagnostics.csv")))
+        csv_files.append(out / "diagnostics.csv")
+    checkpoints = RunCheckpointCallback(out / CHECKPOINT_DIR, config["save_freq"], eval_callback, csv_files, verbose)
+    callbacks.append(checkpoints)
+    resumed = eval_log is not None
+    steps = config["timesteps"] - agent.num_timesteps if resumed else config["timesteps"]
+    write_status(out, "running", agent.num_timesteps if resumed else 0, config["timesteps"])
+    status = "finished"
+    try:
+        with stop_on_interrupt(checkpoints):
+            agent.learn(steps, callback=callbacks, reset_num_timesteps=not resumed, progress_bar=progress_bar)
+    except TrainingInterrupted:
+        status = "interrupted"
     agent.save(out / "model.zip")
-    plot_learning_curve([csv_path], out / "learning_curve.png", labels=[f"{args.algo} seed {args.seed}"], title=args.env)
+    write_status(out, status, agent.num_timesteps, config["timesteps"])
+    plot_run(config, out)
+    if verbose:
+        print(f"Saved to {out} ({status} at step {agent.num_timesteps} of {config['timesteps']})")
+        if status == "interrupted":
+            print(f"Continue with: python -m m3po_sb3.train --resume {out}")
     return agent
+
+
+def plot_run(config: dict[str, Any], out: Path) -> None:
+    """Draw ``learning_curve.png`` of a run, with the random policy's return, its budget and evaluation episodes."""
+    if not (out / "eval.csv").is_file():  # interrupted before its first evaluation
+        return
+    plot_learning_curve(
+        [out / "eval.csv"],
+        out / "learning_curve.png",
+        labels=[f"{config['algo']} seed {config['seed']}"],
+        title=config["env"],
+        random_return=random_policy_return([out]),
+        note=f"{config['timesteps']} env steps, {config['args']['eval_episodes']} evaluation episodes per point",
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> SAC:
@@ -170,7 +377,18 @@ def main(argv: Sequence[str] | None = None) -> SAC:
     :param argv: command line arguments (default: ``sys.argv[1:]``)
     :return: the trained agent
     """
-    return train(build_parser().parse_args(argv))
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.resume is not None:
+        given = [key for key, value in vars(args).items() if key not in ("resume", "progress_bar", "torch_threads") and value != parser.get_default(key)]
+        if given:
+            parser.error(f"--resume continues a run with its own settings (config.json); drop {', '.join('--' + key.replace('_', '-') for key in given)}")
+    try:
+        return train(args)
+    except (UsageError, FileNotFoundError) as error:
+        parser.error(str(error))
+    except KeyboardInterrupt:  # a second Ctrl-C, or one outside training
+        sys.exit("\nInterrupted (the last checkpoint, if any, is kept: --resume DIR continues from it)")
 
 
 if __name__ == "__main__":

@@ -1,11 +1,14 @@
 """The parallel runner: a tiny two-run sweep in a process pool, and the optional Ray backend."""
 
+import json
 import sys
+from itertools import product
 from pathlib import Path
 
 import pytest
 
-from m3po_sb3.sweep import grid, main, run_dir, run_sweep
+from m3po_sb3.runs import read_status
+from m3po_sb3.sweep import grid, main, run_dir, run_one, run_sweep
 
 TINY_RUN = (
     "--preset demo --epoch-length 50 --timesteps 100 --eval-freq 100 --eval-episodes 1 --gradient-steps 1 "
@@ -28,8 +31,56 @@ def test_two_runs_in_a_process_pool(tmp_path):
             assert (Path(out) / name).exists()
 
 
+def test_a_sweep_run_again_resumes_unfinished_runs_and_skips_finished_ones(tmp_path, monkeypatch, ctrl_c_at):
+    argv = ["--env", "Pendulum-v1", "--algo", "m3po", "--out", str(tmp_path), *TINY_RUN, "--verbose", "0", "--save-freq", "50"]
+    ctrl_c_at(70)
+    run_one(argv)
+    monkeypatch.undo()
+    assert read_status(tmp_path) == dict(status="interrupted", num_timesteps=70, total_timesteps=100)
+    run_one(argv)  # resumed from step 70
+    assert read_status(tmp_path) == dict(status="finished", num_timesteps=100, total_timesteps=100)
+    saved = (tmp_path / "model.zip").stat().st_mtime_ns
+    run_one(argv)  # finished: skipped
+    assert (tmp_path / "model.zip").stat().st_mtime_ns == saved
+    with pytest.raises(ValueError, match="other settings \\(seed\\)"):
+        run_one([*argv, "--seed", "1"])
+
+
+def test_compare_aggregates_runs_trained_without_diagnostics(tmp_path):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import compare
+
+    for algo, seed in product(["m3po", "sac"], [0, 1]):
+        folder = run_dir(tmp_path / "runs", "Pendulum-v1", algo, seed)
+        folder.mkdir(parents=True)
+        (folder / "eval.csv").write_text(f"timesteps,mean_return,std_return,n_episodes\n50,{seed},0,1\n100,{2 + seed},0,1\n")
+    tables = compare.main(
+        ["--aggregate-only", "--envs", "Pendulum-v1", "--algos", "m3po", "sac", "--seeds", "0", "1", "--runs", str(tmp_path / "runs"), "--results", str(tmp_path / "results")]
+    )
+    assert "| m3po | 2 | 0.5 ± 0.5 | 2.5 ± 0.5 |" in tables and "diagnostics" not in tables
+    assert (tmp_path / "results" / "Pendulum-v1_returns.png").is_file() and not (tmp_path / "results" / "diagnostics.csv").exists()
+
+
+def test_plotting_a_sweep_folder_draws_one_image_per_env_with_the_random_policy(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    from m3po_sb3.plotting import main as plot
+    from m3po_sb3.plotting import random_policy_return
+
+    for env, algo, seed in product(["A-v0", "B-v0"], ["m3po", "sac"], [0, 1]):
+        folder = run_dir(tmp_path, env, algo, seed)
+        folder.mkdir(parents=True)
+        (folder / "config.json").write_text(json.dumps(dict(env=env, algo=algo, seed=seed)))
+        (folder / "eval.csv").write_text(f"timesteps,mean_return,std_return,n_episodes\n50,{seed},0,1\n")
+        (folder / "random_policy.csv").write_text(f"timesteps,mean_return,std_return,n_episodes\n0,{-seed},0,1\n")
+    assert plot([str(tmp_path)]) == [tmp_path / "A-v0_returns.png", tmp_path / "B-v0_returns.png"]
+    assert random_policy_return([run_dir(tmp_path, "A-v0", "sac", seed) for seed in (0, 1)]) == -0.5  # the dashed floor
+    assert capsys.readouterr().out.count("Saved to") == 2
+    with pytest.raises(FileNotFoundError, match="no run"):
+        plot([str(tmp_path / "A-v0" / "m3po" / "nothing")])
+
+
 def test_a_failing_run_is_raised(tmp_path):
-    with pytest.raises(SystemExit):  # no preset for this env
+    with pytest.raises(ValueError, match="no preset for 'Pendulum-v1'"):
         run_sweep(grid(["sac"], ["Pendulum-v1"], [0], tmp_path, ["--timesteps", "5"]), max_workers=1)
 
 

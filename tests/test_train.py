@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import pytest
+import torch as th
 from stable_baselines3 import SAC
 
 from m3po_sb3 import M2PO, M3PO
@@ -22,28 +23,77 @@ TINY = [
     "algo, extra, agent_class",
     [("m3po", [], M3PO), ("m2po", [], M2PO), ("m3po-h", ["--hybrid-schedule", "0", "2"], M3PO), ("sac", [], SAC)],
 )
-def test_cli_writes_model_evaluations_curve_and_config(tmp_path, algo, extra, agent_class):
+def test_cli_writes_model_evaluations_curve_and_config(tmp_path, capsys, algo, extra, agent_class):
     agent = main([*TINY, "--algo", algo, "--out", str(tmp_path), "--seed", "3", *extra])
     assert type(agent) is agent_class and agent.num_timesteps == 40
-    for name in ("model.zip", "eval.csv", "learning_curve.png", "config.json"):
+    for name in ("model.zip", "best_model.zip", "eval.csv", "random_policy.csv", "learning_curve.png", "config.json"):
         assert (tmp_path / name).stat().st_size > 0, name
     curve = read_eval_csv(tmp_path / "eval.csv")
     assert list(curve["timesteps"]) == [20, 40] and list(curve["n_episodes"]) == [1, 1]
+    assert list(read_eval_csv(tmp_path / "random_policy.csv")["n_episodes"]) == [1]
     config = json.loads((tmp_path / "config.json").read_text())
     assert config["algo"] == algo and config["seed"] == 3 and config["hyperparameters"]["epoch_length"] == 20
     assert agent_class.load(tmp_path / "model.zip").num_timesteps == 40
+    out = capsys.readouterr().out
+    assert out.count("Eval num_timesteps=") == 2 and f"Saved to {tmp_path}" in out
 
 
-def test_cli_without_a_preset_for_the_env_says_so(tmp_path):
-    with pytest.raises(SystemExit, match="no preset for 'Pendulum-v1'"):
-        main(["--env", "Pendulum-v1", "--out", str(tmp_path)])
+def test_runs_are_numbered_in_the_log_folder_and_an_existing_out_is_refused(tmp_path, capsys):
+    for number in (1, 2):
+        main([*TINY, "--timesteps", "20", "-f", str(tmp_path), "--verbose", "0"])
+        assert json.loads((tmp_path / "m3po" / f"Pendulum-v1_{number}" / "config.json").read_text())["seed"] == 0
+    with pytest.raises(SystemExit):
+        main([*TINY, "--algo", "sac", "--out", str(tmp_path / "m3po" / "Pendulum-v1_1")])
+    assert "already holds a run" in capsys.readouterr().err
+    assert json.loads((tmp_path / "m3po" / "Pendulum-v1_1" / "config.json").read_text())["algo"] == "m3po"  # untouched
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--env", "HalfCheetahFwdBwd-v0", "--preset", "Demo"], "invalid choice: 'Demo' (choose from"),
+        (["--env", "HalfCheetahFwdBwd-v1"], "--env 'HalfCheetahFwdBwd-v1'"),
+        (["--env", "Pendulum-v1"], "no preset for 'Pendulum-v1'"),
+        ([*TINY, "--timesteps", "19"], "--timesteps 19 ends before the first evaluation, at step 20"),
+        ([*TINY, "--timestep", "20"], "unrecognized arguments: --timestep"),  # no abbreviations
+        ([*TINY, "--env-kwargs", "gravity:3"], "--env-kwargs {'gravity': 3}: "),
+        (["--resume", "nowhere"], "nowhere is not a run folder"),
+    ],
+)
+def test_bad_command_lines_say_what_is_wrong_and_write_nothing(tmp_path, monkeypatch, capsys, argv, message):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit):
+        main(argv)
+    assert message in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.skipif(th.cuda.is_available(), reason="a GPU is present")
+def test_cuda_without_a_gpu_is_refused(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main([*TINY, "--device", "cuda", "--out", str(tmp_path / "run")])
+    assert "no CUDA GPU" in capsys.readouterr().err and not (tmp_path / "run").exists()
 
 
 def test_m3po_h_needs_a_beta_schedule(tmp_path):
     with pytest.raises(ValueError, match="--hybrid-schedule"):
-        main(["--env", "HalfCheetahFwdBwd-v0", "--algo", "m3po-h", "--timesteps", "1", "--out", str(tmp_path)])
+        main(["--env", "HalfCheetahFwdBwd-v0", "--algo", "m3po-h", "--timesteps", "1000", "--out", str(tmp_path)])
+
+
+def test_env_kwargs_tensorboard_and_a_trained_agent_to_start_from(tmp_path):
+    first = main([*TINY, "--out", str(tmp_path / "a"), "--env-kwargs", "g:5.0", "--tensorboard-log", str(tmp_path / "tb"), "--verbose", "0"])
+    assert first.get_env().get_attr("g")[0] == 5.0
+    assert json.loads((tmp_path / "a" / "config.json").read_text())["env_kwargs"] == {"g": 5.0}
+    assert (tmp_path / "tb" / "M3PO_1").is_dir()  # named after the algorithm, not SAC_1
+    # 20 steps: the warm-up only (random actions, no update), so the agent is still the one it started from
+    second = main([*TINY, "--timesteps", "20", "--out", str(tmp_path / "b"), "-i", str(tmp_path / "a" / "model.zip"), "--verbose", "0"])
+    assert second.num_timesteps == 20 and second.env_buffer.size() == 20
+    for mine, theirs in zip(second.policy.parameters(), first.policy.parameters()):
+        assert th.equal(mine, theirs)
+    with pytest.raises(TypeError, match="use M3PO.load"):
+        main([*TINY, "--algo", "m2po", "--out", str(tmp_path / "c"), "-i", str(tmp_path / "a" / "model.zip")])
 
 
 def test_module_entry_point():
     result = subprocess.run([sys.executable, "-m", "m3po_sb3.train", "--help"], capture_output=True, text=True, check=True)
-    assert "--rollouts-per-step" in result.stdout
+    assert "--rollouts-per-step" in result.stdout and "usage: python -m m3po_sb3.train" in result.stdout

@@ -1,0 +1,108 @@
+"""Run folders of :mod:`m3po_sb3.train`: where a run goes, what it has done, and the way back to its agent.
+
+A run folder holds ``config.json`` (the command line and hyper-parameters), ``status.json`` (``running``,
+``interrupted`` or ``finished``, and the steps done), ``model.zip``, ``best_model.zip``, ``eval.csv``,
+``random_policy.csv``, ``learning_curve.png`` and, while a run can be resumed, ``checkpoint/``
+(:mod:`m3po_sb3.checkpoint`). With ``--log-folder ROOT`` runs are numbered as RL Zoo's:
+``ROOT/ALGO/ENV_1``, ``ROOT/ALGO/ENV_2``, ...
+"""
+
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+from stable_baselines3 import SAC
+
+from m3po_sb3.history import HistoryObservation
+from m3po_sb3.m3po import M2PO, M3PO
+
+try:  # registers the meta-RL envs with Gymnasium
+    import meta_mujoco_envs  # noqa: F401
+except ImportError:  # pragma: no cover - the package is optional for plain Gymnasium envs
+    pass
+
+# --algo of the command line -> the class that trains and loads it ("sac" is history-SAC).
+AGENT_CLASSES: dict[str, type[SAC]] = {"m3po": M3PO, "m2po": M2PO, "m3po-h": M3PO, "sac": SAC}
+STATUSES = ("running", "interrupted", "finished")
+
+
+def make_env(env_id: str, history_length: int, env_kwargs: dict[str, Any] | None = None) -> HistoryObservation:
+    """
+    :param env_id: Gymnasium env id
+    :param history_length: ``L``
+    :param env_kwargs: keyword arguments of ``gym.make`` (e.g. ``task_switch_seconds``)
+    :return: the env with history observations
+    """
+    return HistoryObservation(gym.make(env_id, **(env_kwargs or {})), history_length)
+
+
+def next_run_dir(log_folder: str | os.PathLike, algo: str, env_id: str) -> Path:
+    """
+    RL Zoo's numbering: the first free ``LOG_FOLDER/ALGO/ENV_N``, one more than the highest ``N`` there.
+
+    :param log_folder: root of all runs
+    :param algo: the ``--algo``
+    :param env_id: the env id
+    :return: the new run's folder (not created)
+    """
+    parent = Path(log_folder) / algo
+    pattern = re.compile(rf"{re.escape(env_id)}_(\d+)")
+    numbers = [int(match.group(1)) for path in parent.glob(f"{env_id}_*") if (match := pattern.fullmatch(path.name))]
+    return parent / f"{env_id}_{max(numbers, default=0) + 1}"
+
+
+def read_config(folder: str | os.PathLike) -> dict[str, Any]:
+    """
+    :param folder: a run folder
+    :return: its ``config.json``
+    """
+    path = Path(folder) / "config.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{folder} is not a run folder of m3po_sb3.train: it has no config.json")
+    return json.loads(path.read_text())
+
+
+def write_status(folder: str | os.PathLike, status: str, num_timesteps: int, total_timesteps: int) -> None:
+    """
+    :param folder: a run folder
+    :param status: one of :data:`STATUSES`
+    :param num_timesteps: env steps done
+    :param total_timesteps: env steps the run is to make
+    """
+    if status not in STATUSES:
+        raise ValueError(f"unknown run status {status!r}; one of {', '.join(STATUSES)}")
+    state = dict(status=status, num_timesteps=num_timesteps, total_timesteps=total_timesteps)
+    (Path(folder) / "status.json").write_text(json.dumps(state, indent=2))
+
+
+def read_status(folder: str | os.PathLike) -> dict[str, Any] | None:
+    """
+    :param folder: a run folder
+    :return: its ``status.json`` (``status``, ``num_timesteps``, ``total_timesteps``), ``None`` if it has none
+    """
+    path = Path(folder) / "status.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def load_run(
+    folder: str | os.PathLike, best: bool = False, env_kwargs: dict[str, Any] | None = None, **load_kwargs: Any
+) -> tuple[SAC, HistoryObservation]:
+    """
+    The agent of a run folder and its env, rebuilt as the run made it (env id, ``--env-kwargs``, the
+    ``HistoryObservation`` of its history length).
+
+    :param folder: a run folder of :mod:`m3po_sb3.train`
+    :param best: load ``best_model.zip`` (the best evaluation) instead of ``model.zip`` (the last step)
+    :param env_kwargs: further ``gym.make`` arguments (e.g. ``render_mode="rgb_array"``)
+    :param load_kwargs: further arguments of the agent class's ``load`` (``device``, ...)
+    :return: the agent (its env set) and the env
+    """
+    config = read_config(folder)
+    path = Path(folder) / ("best_model.zip" if best else "model.zip")
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist (a run interrupted before it saved anything?)")
+    env = make_env(config["env"], config["hyperparameters"]["history_length"], {**config["env_kwargs"], **(env_kwargs or {})})
+    return AGENT_CLASSES[config["algo"]].load(path, env=env, **load_kwargs), env
