@@ -73,12 +73,13 @@ class HistoryReplayBuffer(ReplayBuffer):
         self.handle_timeout_termination = handle_timeout_termination
         self.uid = uuid.uuid4().hex  # lets a ModelReplayBuffer check that it reads the D_env its rows came from
         self.n_added = 0  # transitions ever added: the absolute index of the next step
-        # Step storage, indexed by absolute step modulo ``capacity``: L more than the rows, for the oldest window.
+        # Step storage, indexed by absolute step modulo ``capacity``: L more than the rows, for the oldest window,
+        # and a last slot that stays zero: the padding before an episode start is gathered from it.
         self.capacity = buffer_size + history_layout.history_length
         obs_dim, act_dim = history_layout.obs_dim, history_layout.act_dim
-        self.step_obs = np.zeros((self.capacity, obs_dim), np.float32)  # o_t
-        self.step_actions = np.zeros((self.capacity, act_dim), np.float32)  # a_t as the histories record it (env units)
-        self.step_rewards = np.zeros(self.capacity, np.float32)  # r_t as the histories record it
+        # One record per step, ``[o_t | a_t | r_t]`` with a_t, r_t as the histories record them (env units):
+        # one gather per window.
+        self.step_records = np.zeros((self.capacity + 1, obs_dim + act_dim + 1), np.float32)
         # Row storage, indexed like SB3's: what a window does not hold.
         self.next_step_obs = np.zeros((buffer_size, obs_dim), np.float32)  # o_{t+1} (the terminal one at an episode end)
         self.n_past = np.zeros(buffer_size, np.uint8)  # real past steps in h_t (0 at an episode start)
@@ -107,8 +108,8 @@ class HistoryReplayBuffer(ReplayBuffer):
         current_obs, _, _, _, mask = layout.split(history)
         n_past = int(mask.sum())
         next_current_obs, _, past_actions, past_rewards, _ = layout.split(next_history)
-        step = np.array([self.n_added])
-        expected = self._histories(step, np.array([n_past]), current_obs[None], past_actions[None, -1], past_rewards[None, -1], next_current_obs[None])
+        own_step = (current_obs[None], past_actions[None, -1], past_rewards[None, -1])  # not stored yet
+        expected = self._histories(np.array([self.n_added]), np.array([n_past]), next_current_obs[None], own_step)
         if not np.array_equal(expected[0][0], history):
             raise ValueError(
                 f"{type(self).__name__}.add: obs is not the next history of the stored steps (its {n_past} past steps differ "
@@ -117,7 +118,7 @@ class HistoryReplayBuffer(ReplayBuffer):
         if not np.array_equal(expected[1][0], next_history):
             raise ValueError(f"{type(self).__name__}.add: next_obs is not obs shifted by one step (HistoryLayout.shift)")
         slot, row = self.n_added % self.capacity, self.pos
-        self.step_obs[slot], self.step_actions[slot], self.step_rewards[slot] = current_obs, past_actions[-1], past_rewards[-1]
+        self.step_records[slot] = np.concatenate([current_obs, past_actions[-1], past_rewards[-1:]])
         self.next_step_obs[row], self.n_past[row] = next_current_obs, n_past
         self.actions[row] = np.asarray(action).reshape(1, self.action_dim)
         self.rewards[row], self.dones[row] = np.asarray(reward).reshape(1), np.asarray(done).reshape(1)
@@ -133,29 +134,28 @@ class HistoryReplayBuffer(ReplayBuffer):
         newest = self.n_added - 1
         return newest - (newest - np.asarray(rows, np.int64)) % self.buffer_size
 
-    def step_data(self, steps: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def step_data(self, steps: np.ndarray, valid: np.ndarray | bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """
         :param steps: absolute step indices, any shape, within the last ``buffer_size + L`` steps
-        :return: their observations ``o``, actions (env units) and rewards as the histories record them
+        :param valid: where False, zeros (padding) instead of the step's data; broadcast against ``steps``
+        :return: their observations ``o``, actions (env units) and rewards as the histories record them (copies)
         """
-        slots = steps % self.capacity
-        return self.step_obs[slots], self.step_actions[slots], self.step_rewards[slots]
+        slots = np.where(valid, steps % self.capacity, self.capacity)
+        records = np.take(self.step_records, slots, axis=0)  # several times faster than fancy indexing on rows
+        n_obs = self.history_layout.obs_dim
+        return records[..., :n_obs], records[..., n_obs:-1], records[..., -1]
 
     def _histories(
-        self,
-        steps: np.ndarray,
-        n_past: np.ndarray,
-        current_obs: np.ndarray,
-        action: np.ndarray,
-        reward: np.ndarray,
-        next_obs: np.ndarray,
+        self, steps: np.ndarray, n_past: np.ndarray, next_obs: np.ndarray, own_step: tuple[np.ndarray, ...] | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
-        """``h_t``, ``h_{t+1}`` of steps ``t`` from their ``n_past`` stored predecessors and their own data."""
-        length = self.history_layout.history_length
-        offsets = np.arange(-length, 1)  # the L past steps, then the step itself
-        obs_seq, act_seq, rew_seq = self.step_data(steps[:, None] + offsets)
-        obs_seq[:, -1], act_seq[:, -1], rew_seq[:, -1] = current_obs, action, reward
-        return assemble_histories(self.history_layout, obs_seq, act_seq, rew_seq, -offsets <= n_past[:, None], next_obs)
+        """``h_t``, ``h_{t+1}`` of steps ``t`` from their ``n_past`` stored predecessors (and ``own_step``, if given, for step ``t``)."""
+        offsets = np.arange(-self.history_layout.history_length, 1)  # the L past steps, then step t
+        valid = -offsets <= n_past[:, None]
+        obs_seq, act_seq, rew_seq = self.step_data(steps[:, None] + offsets, valid)
+        own_obs, own_act, own_rew = (obs_seq[:, -1], act_seq[:, -1], rew_seq[:, -1]) if own_step is None else own_step
+        return assemble_histories(
+            self.history_layout, obs_seq[:, :-1], act_seq[:, :-1], rew_seq[:, :-1], valid[:, :-1], own_obs, own_act, own_rew, next_obs
+        )
 
     def histories(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """
@@ -163,9 +163,8 @@ class HistoryReplayBuffer(ReplayBuffer):
         :return: their histories ``h_t`` and ``h_{t+1}``, shape ``(len(rows), history_size)`` each
         """
         rows = np.asarray(rows, np.int64)
-        steps = self.steps(rows)
-        own_obs, own_act, own_rew = self.step_data(steps)
-        return self._histories(steps, self.n_past[rows].astype(np.int64), own_obs, own_act, own_rew, self.next_step_obs[rows])
+        n_past = np.take(self.n_past, rows).astype(np.int64)
+        return self._histories(self.steps(rows), n_past, np.take(self.next_step_obs, rows, axis=0))
 
     @property
     def observations(self) -> np.ndarray:
@@ -201,12 +200,12 @@ class HistoryReplayBuffer(ReplayBuffer):
         obs, next_obs = self.histories(batch_inds)
         data = (
             self._normalize_obs(obs, env),
-            self.actions[batch_inds, 0],
+            np.take(self.actions[:, 0], batch_inds, axis=0),
             self._normalize_obs(next_obs, env),
-            (self.dones[batch_inds, 0] * (1 - self.timeouts[batch_inds, 0])).reshape(-1, 1),
-            self._normalize_reward(self.rewards[batch_inds, 0].reshape(-1, 1), env),
+            np.take(self.dones, batch_inds, axis=0) * (1 - np.take(self.timeouts, batch_inds, axis=0)),
+            self._normalize_reward(np.take(self.rewards, batch_inds, axis=0), env),
         )
-        return ReplayBufferSamples(*tuple(map(self.to_torch, data)))
+        return ReplayBufferSamples(*(self.to_torch(array, copy=False) for array in data))  # fancy indexing made copies
 
 
 class ModelReplayBuffer(ReplayBuffer):
@@ -250,10 +249,8 @@ class ModelReplayBuffer(ReplayBuffer):
         self.kept_steps = min(rollout_length, layout.history_length + 2)  # K: the windows of h_t, h_{t+1} reach K steps back
         self.start_steps = np.zeros(buffer_size, np.int64)  # absolute D_env step of the rollout's start
         self.rollout_steps = np.zeros(buffer_size, np.int64)  # j: this row is the rollout's (j + 1)-th step
-        # The rollout's steps j - K + 1 .. j (zeros before its start): a (env units), r̂, ô'.
-        self.step_actions = np.zeros((buffer_size, self.kept_steps, layout.act_dim), np.float32)
-        self.step_rewards = np.zeros((buffer_size, self.kept_steps), np.float32)
-        self.step_next_obs = np.zeros((buffer_size, self.kept_steps, layout.obs_dim), np.float32)
+        # The rollout's steps j - K + 1 .. j (zeros before its start), one record each: [ô' | a (env units) | r̂].
+        self.step_records = np.zeros((buffer_size, self.kept_steps, layout.obs_dim + layout.act_dim + 1), np.float32)
         self.actions = np.zeros((buffer_size, 1, self.action_dim), np.float32)
         self.rewards = np.zeros((buffer_size, 1), np.float32)
         self.dones = np.zeros((buffer_size, 1), np.float32)
@@ -298,9 +295,9 @@ class ModelReplayBuffer(ReplayBuffer):
         columns = dict(
             start_steps=self.env_buffer.steps(np.asarray(start_rows)[batch.origin]),
             rollout_steps=batch.step,
-            step_actions=np.where(earlier[..., None] >= 0, past_actions[earlier, -1], np.float32(0.0)),
-            step_rewards=np.where(earlier >= 0, past_rewards[earlier, -1], np.float32(0.0)),
-            step_next_obs=np.where(earlier[..., None] >= 0, next_obs[earlier], np.float32(0.0)),
+            step_records=np.where(
+                earlier[..., None] >= 0, np.concatenate([next_obs, past_actions[:, -1], past_rewards[:, -1:]], axis=1)[earlier], np.float32(0.0)
+            ),
             actions=batch.action[:, None],
             rewards=batch.reward[:, None],
             dones=batch.done[:, None],
@@ -335,23 +332,26 @@ class ModelReplayBuffer(ReplayBuffer):
         """
         rows = np.asarray(rows, np.int64)
         env_buffer, length, kept = self._source(), self.history_layout.history_length, self.kept_steps
-        start_steps, j = self.start_steps[rows], self.rollout_steps[rows]
+        start_steps, j = np.take(self.start_steps, rows), np.take(self.rollout_steps, rows)
+        records = np.take(self.step_records, rows, axis=0)
+        n_obs, n_act = self.history_layout.obs_dim, self.history_layout.act_dim
         # Step i (relative to the start t) at window position q = 0..L is i = j - L + q: real for i <= 0.
         i = j[:, None] + np.arange(-length, 1)
-        obs_seq, act_seq, rew_seq = env_buffer.step_data(start_steps[:, None] + np.minimum(i, 0))
-        n_past = env_buffer.n_past[start_steps % env_buffer.buffer_size].astype(np.int64)
+        n_past = np.take(env_buffer.n_past, start_steps % env_buffer.buffer_size).astype(np.int64)
         # The rollout's last A stored steps give the actions and rewards of positions L + 1 - A .. L; the
         # next observations of its stored steps but the last are the observations of positions L + 2 - K .. L.
         fictitious = i >= 0
-        n_act = min(kept, length + 1)
-        acts, rews = self.step_actions[rows, kept - n_act :], self.step_rewards[rows, kept - n_act :]
-        act_seq[:, -n_act:] = np.where(fictitious[:, -n_act:, None], acts, act_seq[:, -n_act:])
-        rew_seq[:, -n_act:] = np.where(fictitious[:, -n_act:], rews, rew_seq[:, -n_act:])
-        if kept > 1:
-            predicted = i[:, 1 - kept :] >= 1
-            obs_seq[:, 1 - kept :] = np.where(predicted[..., None], self.step_next_obs[rows, :-1], obs_seq[:, 1 - kept :])
         valid = fictitious | (-i <= n_past[:, None])
-        return assemble_histories(self.history_layout, obs_seq, act_seq, rew_seq, valid, self.step_next_obs[rows, -1])
+        obs_seq, act_seq, rew_seq = env_buffer.step_data(start_steps[:, None] + np.minimum(i, 0), valid)
+        n_own = min(kept, length + 1)
+        np.copyto(act_seq[:, -n_own:], records[:, kept - n_own :, n_obs : n_obs + n_act], where=fictitious[:, -n_own:, None])
+        np.copyto(rew_seq[:, -n_own:], records[:, kept - n_own :, -1], where=fictitious[:, -n_own:])
+        if kept > 1:
+            np.copyto(obs_seq[:, 1 - kept :], records[:, :-1, :n_obs], where=i[:, 1 - kept :, None] >= 1)
+        return assemble_histories(
+            self.history_layout, obs_seq[:, :-1], act_seq[:, :-1], rew_seq[:, :-1], valid[:, :-1],
+            obs_seq[:, -1], act_seq[:, -1], rew_seq[:, -1], records[:, -1, :n_obs],
+        )
 
     @property
     def observations(self) -> np.ndarray:
@@ -394,12 +394,12 @@ class ModelReplayBuffer(ReplayBuffer):
         obs, next_obs = self.histories(batch_inds)
         data = (
             self._normalize_obs(obs, env),
-            self.actions[batch_inds, 0],
+            np.take(self.actions[:, 0], batch_inds, axis=0),
             self._normalize_obs(next_obs, env),
-            self.dones[batch_inds],
-            self._normalize_reward(self.rewards[batch_inds], env),
+            np.take(self.dones, batch_inds, axis=0),
+            self._normalize_reward(np.take(self.rewards, batch_inds, axis=0), env),
         )
-        return ReplayBufferSamples(*tuple(map(self.to_torch, data)))
+        return ReplayBufferSamples(*(self.to_torch(array, copy=False) for array in data))  # fancy indexing made copies
 
 
 def _ring_write(target: np.ndarray, start: int, rows: np.ndarray) -> None:
@@ -448,24 +448,49 @@ def _concat_field(tensors: tuple[Any, ...]) -> th.Tensor | None:
 
 
 def assemble_histories(
-    layout: HistoryLayout, obs_seq: np.ndarray, act_seq: np.ndarray, rew_seq: np.ndarray, valid: np.ndarray, next_obs: np.ndarray
+    layout: HistoryLayout,
+    past_obs: np.ndarray,
+    past_act: np.ndarray,
+    past_rew: np.ndarray,
+    valid: np.ndarray,
+    current_obs: np.ndarray,
+    action: np.ndarray,
+    reward: np.ndarray,
+    next_obs: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
     """
-    ``h_t`` and ``h_{t+1}`` from the ``L + 1`` steps ending at ``t``.
+    ``h_t`` and ``h_{t+1}`` from step ``t`` and the ``L`` steps before it, written in place into two new arrays
+    (:meth:`HistoryLayout.join` would concatenate twice).
 
     :param layout: the history layout
-    :param obs_seq: observations of steps ``t - L .. t``, shape ``(n, L + 1, obs_dim)``
-    :param act_seq: their actions (env units), shape ``(n, L + 1, act_dim)``
-    :param rew_seq: their rewards, shape ``(n, L + 1)``
-    :param valid: whether each step is real (False: padding before the episode start), shape ``(n, L + 1)``
-    :param next_obs: observations ``o_{t+1}``, shape ``(n, obs_dim)``
+    :param past_obs: observations of steps ``t - L .. t - 1`` (zeros where padding), shape ``(n, L, obs_dim)``
+    :param past_act: their actions in env units (zeros where padding), shape ``(n, L, act_dim)``
+    :param past_rew: their rewards (zeros where padding), shape ``(n, L)``
+    :param valid: whether each past step is real (False: padding before the episode start), shape ``(n, L)``
+    :param current_obs: ``o_t``, shape ``(n, obs_dim)``
+    :param action: ``a_t`` in env units, shape ``(n, act_dim)``
+    :param reward: ``r_t``, shape ``(n,)``
+    :param next_obs: ``o_{t+1}``, shape ``(n, obs_dim)``
     :return: ``h_t``, ``h_{t+1}``, shape ``(n, history_size)`` each
     """
-    # np.where, not a product with the mask: padding must be +0.0 as HistoryLayout.initial writes it.
-    obs_seq = np.where(valid[..., None], obs_seq, np.float32(0.0))
-    act_seq = np.where(valid[..., None], act_seq, np.float32(0.0))
-    rew_seq = np.where(valid, rew_seq, np.float32(0.0))
-    mask = valid.astype(np.float32)
-    history = layout.join(obs_seq[:, -1], obs_seq[:, :-1], act_seq[:, :-1], rew_seq[:, :-1], mask[:, :-1])
-    next_history = layout.join(next_obs, obs_seq[:, 1:], act_seq[:, 1:], rew_seq[:, 1:], mask[:, 1:])
+    n, length, n_obs, n_act = len(current_obs), layout.history_length, layout.obs_dim, layout.act_dim
+    past_obs_end = n_obs + length * n_obs
+    past_act_end = past_obs_end + length * n_act
+    past_rew_end = past_act_end + length
+    history, next_history = np.empty((2, n, layout.size), np.float32)
+    history[:, :n_obs] = current_obs
+    history[:, n_obs:past_obs_end] = past_obs.reshape(n, -1)
+    history[:, past_obs_end:past_act_end] = past_act.reshape(n, -1)
+    history[:, past_act_end:past_rew_end] = past_rew
+    history[:, past_rew_end:] = valid
+    # h_{t+1}: the same window one step later; step t joins it as a real step.
+    next_history[:, :n_obs] = next_obs
+    next_history[:, n_obs : past_obs_end - n_obs] = history[:, 2 * n_obs : past_obs_end]
+    next_history[:, past_obs_end - n_obs : past_obs_end] = current_obs
+    next_history[:, past_obs_end : past_act_end - n_act] = history[:, past_obs_end + n_act : past_act_end]
+    next_history[:, past_act_end - n_act : past_act_end] = action
+    next_history[:, past_act_end : past_rew_end - 1] = history[:, past_act_end + 1 : past_rew_end]
+    next_history[:, past_rew_end - 1] = reward
+    next_history[:, past_rew_end:-1] = history[:, past_rew_end + 1 :]
+    next_history[:, -1] = 1.0
     return history, next_history
