@@ -479,8 +479,9 @@ def assemble_histories(
     past_rew_end = past_act_end + length
     history, next_history = np.empty((2, n, layout.size), np.float32)
     history[:, :n_obs] = current_obs
-    history[:, n_obs:past_obs_end] = past_obs.reshape(n, -1)
-    history[:, past_obs_end:past_act_end] = past_act.reshape(n, -1)
+    # Through views of the destination: the gathered parts are strided, reshaping them would copy them first.
+    history[:, n_obs:past_obs_end].reshape(n, length, n_obs)[...] = past_obs
+    history[:, past_obs_end:past_act_end].reshape(n, length, n_act)[...] = past_act
     history[:, past_act_end:past_rew_end] = past_rew
     history[:, past_rew_end:] = valid
     # h_{t+1}: the same window one step later; step t joins it as a real step.
