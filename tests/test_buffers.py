@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch as th
 from gymnasium import spaces
+from stable_baselines3 import SAC
 from stable_baselines3.common.buffers import ReplayBuffer
 
 from m3po_sb3.buffers import HistoryReplayBuffer, HybridReplayBuffer, ModelReplayBuffer
@@ -245,3 +246,16 @@ def test_hybrid_sampler_rejects_beta_outside_unit_interval():
 )
 def test_beta_schedule_is_clipped_linear_from_a_to_b(epoch, expected):
     assert hybrid_beta(epoch, 80, 130) == pytest.approx(expected)
+
+
+def test_sac_learns_exactly_the_same_with_history_replay_buffer_as_with_sb3s():
+    def trained(buffer_class: type[ReplayBuffer] | None) -> SAC:
+        env = HistoryObservation(gym.make("Pendulum-v1", max_episode_steps=15), history_length=L)
+        kwargs = {} if buffer_class is None else dict(replay_buffer_class=buffer_class, replay_buffer_kwargs=dict(history_layout=env.history_layout))
+        agent = SAC("MlpPolicy", env, buffer_size=30, learning_starts=20, batch_size=8, policy_kwargs=dict(net_arch=[8]), seed=3, device="cpu", **kwargs)
+        return agent.learn(45)  # episode ends and ring wrap-around included
+
+    reference, compact = trained(None), trained(HistoryReplayBuffer)
+    assert isinstance(compact.replay_buffer, HistoryReplayBuffer) and compact.replay_buffer.full
+    for expected, actual in zip(reference.policy.state_dict().values(), compact.policy.state_dict().values()):
+        assert th.equal(expected, actual)
