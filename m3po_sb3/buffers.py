@@ -82,7 +82,7 @@ class HistoryReplayBuffer(ReplayBuffer):
         self.step_records = np.zeros((self.capacity + 1, obs_dim + act_dim + 1), np.float32)
         # Row storage, indexed like SB3's: what a window does not hold.
         self.next_step_obs = np.zeros((buffer_size, obs_dim), np.float32)  # o_{t+1} (the terminal one at an episode end)
-        self.n_past = np.zeros(buffer_size, np.uint8)  # real past steps in h_t (0 at an episode start)
+        self.n_past = np.zeros(buffer_size, np.int64)  # real past steps in h_t (0 at an episode start)
         self.actions = np.zeros((buffer_size, 1, self.action_dim), np.float32)
         self.rewards = np.zeros((buffer_size, 1), np.float32)
         self.dones = np.zeros((buffer_size, 1), np.float32)
@@ -105,6 +105,8 @@ class HistoryReplayBuffer(ReplayBuffer):
     ) -> None:
         layout = self.history_layout
         history, next_history = (np.asarray(x, np.float32).reshape(layout.size) for x in (obs, next_obs))
+        if not (np.all(np.isfinite(history)) and np.all(np.isfinite(next_history))):
+            raise ValueError(f"{type(self).__name__}.add: non-finite values in obs or next_obs")
         current_obs, _, _, _, mask = layout.split(history)
         n_past = int(mask.sum())
         next_current_obs, _, past_actions, past_rewards, _ = layout.split(next_history)
@@ -163,7 +165,7 @@ class HistoryReplayBuffer(ReplayBuffer):
         :return: their histories ``h_t`` and ``h_{t+1}``, shape ``(len(rows), history_size)`` each
         """
         rows = np.asarray(rows, np.int64)
-        n_past = np.take(self.n_past, rows).astype(np.int64)
+        n_past = np.take(self.n_past, rows)
         return self._histories(self.steps(rows), n_past, np.take(self.next_step_obs, rows, axis=0))
 
     @property
@@ -287,13 +289,16 @@ class ModelReplayBuffer(ReplayBuffer):
             )
         if n > 0 and not 0 <= batch.origin.max() < len(start_rows):
             raise ValueError(f"ModelReplayBuffer.extend: batch.origin must index the {len(start_rows)} start rows")
+        if n > 0 and not 0 <= batch.step.max() < self.rollout_length:
+            raise ValueError(f"ModelReplayBuffer.extend: rollout steps must lie in [0, rollout_length={self.rollout_length}), got up to {batch.step.max()}")
+        env_buffer = self._source()
         next_obs, _, past_actions, past_rewards, _ = layout.split(batch.next_obs)
         # Row of the batch holding each (rollout, step): the rollout's earlier steps of a row, by lookup.
         row_of = np.full((len(start_rows), self.rollout_length + 1), -1, np.int64)
         row_of[batch.origin, batch.step + 1] = np.arange(n)
         earlier = row_of[batch.origin[:, None], np.clip(batch.step[:, None] + 1 + np.arange(1 - self.kept_steps, 1), 0, None)]
         columns = dict(
-            start_steps=self.env_buffer.steps(np.asarray(start_rows)[batch.origin]),
+            start_steps=env_buffer.steps(np.asarray(start_rows)[batch.origin]),
             rollout_steps=batch.step,
             step_records=np.where(
                 earlier[..., None] >= 0, np.concatenate([next_obs, past_actions[:, -1], past_rewards[:, -1:]], axis=1)[earlier], np.float32(0.0)
@@ -315,9 +320,15 @@ class ModelReplayBuffer(ReplayBuffer):
         if self.env_buffer is None or self.env_buffer.uid != self.env_buffer_uid:
             raise RuntimeError(
                 "ModelReplayBuffer: its rows start from the steps of the D_env it was filled with, which is not attached "
-                "(load that D_env too, e.g. M3PO.load_env_buffer, or start with an empty D_model)"
+                "(load that D_env too, e.g. M3PO.load_env_buffer, or empty D_model with reset())"
             )
         return self.env_buffer
+
+    def reset(self) -> None:
+        """Empty the buffer; it then takes its rows from the attached ``D_env``."""
+        super().reset()
+        if self.env_buffer is not None:
+            self.env_buffer_uid = self.env_buffer.uid
 
     def live(self, rows: np.ndarray) -> np.ndarray:
         """:return: whether ``D_env`` still holds the start step of each row (others cannot be rebuilt)"""
@@ -337,7 +348,7 @@ class ModelReplayBuffer(ReplayBuffer):
         n_obs, n_act = self.history_layout.obs_dim, self.history_layout.act_dim
         # Step i (relative to the start t) at window position q = 0..L is i = j - L + q: real for i <= 0.
         i = j[:, None] + np.arange(-length, 1)
-        n_past = np.take(env_buffer.n_past, start_steps % env_buffer.buffer_size).astype(np.int64)
+        n_past = np.take(env_buffer.n_past, start_steps % env_buffer.buffer_size)
         # The rollout's last A stored steps give the actions and rewards of positions L + 1 - A .. L; the
         # next observations of its stored steps but the last are the observations of positions L + 2 - K .. L.
         fictitious = i >= 0

@@ -259,3 +259,19 @@ def test_sac_learns_exactly_the_same_with_history_replay_buffer_as_with_sb3s():
     assert isinstance(compact.replay_buffer, HistoryReplayBuffer) and compact.replay_buffer.full
     for expected, actual in zip(reference.policy.state_dict().values(), compact.policy.state_dict().values()):
         assert th.equal(expected, actual)
+
+
+def test_model_buffer_of_another_d_env_refuses_new_rows_until_reset():
+    env_buffer, other = env_buffers(100)[0], env_buffers(100)[0]
+    for buffer in (env_buffer, other):
+        fill([buffer], 20)
+    compact, _ = model_buffers(env_buffer, 100, horizon=1)
+    roll_out(env_buffer, [compact], 10, 1, seed=0)
+    n_rows = compact.size()
+    compact.env_buffer = other  # e.g. a D_model loaded without its D_env
+    with pytest.raises(RuntimeError, match="not attached"):
+        roll_out(other, [compact], 10, 1, seed=1)
+    assert compact.size() == n_rows
+    compact.reset()
+    batch = roll_out(other, [compact], 10, 1, seed=1)
+    assert compact.size() == len(batch) > 0 and compact.live(np.arange(len(batch))).all()
