@@ -17,8 +17,8 @@ TerminationFn = Callable[[np.ndarray], np.ndarray]
 @dataclass
 class RolloutBatch:
     """
-    Fictitious transitions of a batch of branched rollouts, ready for :meth:`ModelReplayBuffer.extend`
-    (field names as its arguments), and what happened to the rows that were not stored.
+    Fictitious transitions of a batch of branched rollouts, ready for :meth:`ModelReplayBuffer.extend`, with
+    where each row comes from (start history and step), and what happened to the rows that were not stored.
 
     :param obs: histories ``h_t``, shape ``(n, history_size)``
     :param next_obs: histories ``h_{t+1}``, shape ``(n, history_size)``
