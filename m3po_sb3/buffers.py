@@ -207,7 +207,7 @@ class HistoryReplayBuffer(ReplayBuffer):
             np.take(self.dones, batch_inds, axis=0) * (1 - np.take(self.timeouts, batch_inds, axis=0)),
             self._normalize_reward(np.take(self.rewards, batch_inds, axis=0), env),
         )
-        return ReplayBufferSamples(*(self.to_torch(array, copy=False) for array in data))  # fancy indexing made copies
+        return ReplayBufferSamples(*(self.to_torch(array, copy=False) for array in data))  # fresh arrays: no second copy
 
 
 class ModelReplayBuffer(ReplayBuffer):
@@ -410,7 +410,7 @@ class ModelReplayBuffer(ReplayBuffer):
             np.take(self.dones, batch_inds, axis=0),
             self._normalize_reward(np.take(self.rewards, batch_inds, axis=0), env),
         )
-        return ReplayBufferSamples(*(self.to_torch(array, copy=False) for array in data))  # fancy indexing made copies
+        return ReplayBufferSamples(*(self.to_torch(array, copy=False) for array in data))  # fresh arrays: no second copy
 
 
 def _ring_write(target: np.ndarray, start: int, rows: np.ndarray) -> None:
