@@ -30,7 +30,7 @@ from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedul
 from stable_baselines3.common.vec_env import SubprocVecEnv, VecEnv
 from stable_baselines3.sac.policies import SACPolicy
 
-from m3po_sb3.buffers import HybridReplayBuffer, ModelReplayBuffer
+from m3po_sb3.buffers import HistoryReplayBuffer, HybridReplayBuffer, ModelReplayBuffer
 from m3po_sb3.dynamics import DynamicsModel, MetaDynamicsModel
 from m3po_sb3.history import HistoryLayout, HistoryObservation, history_policy_kwargs
 from m3po_sb3.rollouts import RolloutBatch, TerminationFn, branched_rollouts
@@ -122,7 +122,7 @@ class M3PO(SAC):
 
     dynamics_model_class: ClassVar[type[DynamicsModel]] = MetaDynamicsModel
     replay_buffer: ModelReplayBuffer  # D_model
-    env_buffer: ReplayBuffer  # D_env
+    env_buffer: HistoryReplayBuffer  # D_env
     dynamics_model: DynamicsModel
 
     def __init__(
@@ -253,12 +253,16 @@ class M3PO(SAC):
                 raise ValueError(f"M3PO: {message}")
 
     def _setup_model(self) -> None:
-        # D_model is SAC's replay buffer: the policy learns from the model's transitions (Algorithm 2, line 11).
-        self.replay_buffer = ModelReplayBuffer(self.buffer_size, self.observation_space, self.action_space, self.device)
-        super()._setup_model()
-        self.env_buffer = ReplayBuffer(self.env_buffer_size, self.observation_space, self.action_space, self.device, n_envs=self.n_envs)
-        # Built after SAC's ``set_random_seed``, so the model's initial weights follow the seed.
         assert self.history_layout is not None, "M3PO needs an env (or a saved agent) to know its history layout"
+        self.env_buffer = HistoryReplayBuffer(
+            self.env_buffer_size, self.observation_space, self.action_space, self.history_layout, self.device, n_envs=self.n_envs
+        )
+        # D_model is SAC's replay buffer: the policy learns from the model's transitions (Algorithm 2, line 11).
+        self.replay_buffer = ModelReplayBuffer(
+            self.buffer_size, self.observation_space, self.action_space, self.env_buffer, self.rollout_length, self.device
+        )
+        super()._setup_model()
+        # Built after SAC's ``set_random_seed``, so the model's initial weights follow the seed.
         self.dynamics_model = self.dynamics_model_class(
             self.history_layout, ensemble_size=self.ensemble_size, device=self.device, **self.model_kwargs
         )
@@ -340,11 +344,12 @@ class M3PO(SAC):
         :param n_rollouts: number of rollouts
         :return: the fictitious transitions stored, with the counts of what was not stored
         """
-        start_histories = self.env_buffer.sample(n_rollouts).observations
+        start_rows = self.env_buffer.sample_rows(n_rollouts)
+        start_histories = self.env_buffer.to_torch(self.env_buffer.histories(start_rows)[0])
         batch = branched_rollouts(
             start_histories, self.actor, self.dynamics_model, self.action_space, self.rollout_length, self.termination_fn  # type: ignore[arg-type]
         )
-        self.replay_buffer.extend(batch.obs, batch.next_obs, batch.action, batch.reward, batch.done)
+        self.replay_buffer.extend(batch, start_rows)
         self.last_rollout_stats = dict(
             model_transitions=len(batch), dropped_nonfinite=batch.n_dropped_nonfinite, terminated_fraction=batch.terminated_fraction
         )
@@ -448,10 +453,26 @@ class M3PO(SAC):
         :param path: the pickle file
         """
         env_buffer = load_from_pkl(path, self.verbose)
-        if not isinstance(env_buffer, ReplayBuffer):
-            raise TypeError(f"{path} does not hold a ReplayBuffer but a {type(env_buffer).__name__}")
+        if not isinstance(env_buffer, HistoryReplayBuffer):
+            raise TypeError(f"{path} does not hold a HistoryReplayBuffer but a {type(env_buffer).__name__} (saved by an older version?)")
         env_buffer.device = self.device
         self.env_buffer = env_buffer
+        self.replay_buffer.env_buffer = env_buffer  # D_model's rows start from D_env's steps
+
+    def load_replay_buffer(self, path: str | pathlib.Path | io.BufferedIOBase, truncate_last_traj: bool = True) -> None:
+        """
+        Load ``D_model`` saved by ``save_replay_buffer``; its rows start from the steps of the ``D_env`` saved
+        with it (:meth:`load_env_buffer`), which it can sample once that is loaded too.
+
+        :param path: the pickle file
+        :param truncate_last_traj: unused (SB3's option for HER buffers)
+        """
+        previous = self.replay_buffer
+        super().load_replay_buffer(path, truncate_last_traj)
+        if not isinstance(self.replay_buffer, ModelReplayBuffer):
+            loaded, self.replay_buffer = self.replay_buffer, previous
+            raise TypeError(f"{path} does not hold a ModelReplayBuffer but a {type(loaded).__name__} (saved by an older version?)")
+        self.replay_buffer.env_buffer = self.env_buffer
 
 
 class M2PO(M3PO):

@@ -17,8 +17,8 @@ TerminationFn = Callable[[np.ndarray], np.ndarray]
 @dataclass
 class RolloutBatch:
     """
-    Fictitious transitions of a batch of branched rollouts, ready for :meth:`ModelReplayBuffer.extend`
-    (field names as its arguments), and what happened to the rows that were not stored.
+    Fictitious transitions of a batch of branched rollouts, ready for :meth:`ModelReplayBuffer.extend`, with
+    where each row comes from (start history and step), and what happened to the rows that were not stored.
 
     :param obs: histories ``h_t``, shape ``(n, history_size)``
     :param next_obs: histories ``h_{t+1}``, shape ``(n, history_size)``
@@ -26,6 +26,8 @@ class RolloutBatch:
     :param reward: predicted rewards, shape ``(n,)``
     :param done: whether the env's health rule ends the episode at ``o_{t+1}``, shape ``(n,)``
     :param n_dropped_nonfinite: rows the model predicted a non-finite value for (not stored, not continued)
+    :param origin: index of each row's start history in ``start_histories``, shape ``(n,)``
+    :param step: the rollout step ``j`` of each row (0 for the first), shape ``(n,)``
     """
 
     obs: np.ndarray
@@ -34,6 +36,8 @@ class RolloutBatch:
     reward: np.ndarray
     done: np.ndarray
     n_dropped_nonfinite: int
+    origin: np.ndarray
+    step: np.ndarray
 
     def __len__(self) -> int:
         return len(self.obs)
@@ -74,23 +78,24 @@ def branched_rollouts(
     steps: list[tuple[th.Tensor, ...]] = []
     n_dropped = 0
     histories = start_histories
-    for _ in range(horizon):
+    origin = th.arange(len(start_histories), device=start_histories.device)
+    for step in range(horizon):
         actions = actor(histories)
         env_actions = low + 0.5 * (actions + 1.0) * (high - low)  # SB3's ``unscale_action``, on tensors
         next_obs, rewards = dynamics.sample(histories, env_actions)
         finite = th.isfinite(next_obs).all(dim=1) & th.isfinite(rewards)
         n_dropped += int((~finite).sum())
-        histories, actions, env_actions, next_obs, rewards = (
-            x[finite] for x in (histories, actions, env_actions, next_obs, rewards)
+        histories, actions, env_actions, next_obs, rewards, origin = (
+            x[finite] for x in (histories, actions, env_actions, next_obs, rewards, origin)
         )
         next_histories = layout.shift(histories, env_actions, rewards, next_obs)  # fictitious histories carry r̂
-        dones = _terminated(termination_fn, next_obs)
-        steps.append((histories, next_histories, actions, rewards, th.as_tensor(dones, device=rewards.device)))
-        histories = next_histories[~steps[-1][-1]]
+        dones = th.as_tensor(_terminated(termination_fn, next_obs), device=rewards.device)
+        steps.append((histories, next_histories, actions, rewards, dones, origin, th.full_like(origin, step)))
+        histories, origin = next_histories[~dones], origin[~dones]
         if len(histories) == 0:
             break
-    obs, next_obs, action, reward, done = (th.cat(column).cpu().numpy() for column in zip(*steps))
-    return RolloutBatch(obs, next_obs, action, reward, done.astype(np.float32), n_dropped)
+    obs, next_obs, action, reward, done, origin, step_index = (th.cat(column).cpu().numpy() for column in zip(*steps))
+    return RolloutBatch(obs, next_obs, action, reward, done.astype(np.float32), n_dropped, origin, step_index)
 
 
 def _terminated(termination_fn: TerminationFn | None, next_obs: th.Tensor) -> np.ndarray:

@@ -74,10 +74,16 @@ def test_terminated_rows_are_stored_once_and_stop_branching():
 
 def test_non_finite_predictions_are_dropped_counted_and_not_continued():
     model = FakeModel(nan_above=5.5)  # rows 6..9 of 10 predict NaN
-    batch = branched_rollouts(start_histories(10), actor, model, ACTION_SPACE, horizon=2)
+    starts = start_histories(10)
+    batch = branched_rollouts(starts, actor, model, ACTION_SPACE, horizon=2)
     assert batch.n_dropped_nonfinite == 4
     assert model.batch_sizes == [10, 6]
     assert len(batch) == 12
+    # Each stored row knows its start history and step, dropped rows left out.
+    np.testing.assert_array_equal(batch.origin, [0, 1, 2, 3, 4, 5] * 2)
+    np.testing.assert_array_equal(batch.step, [0] * 6 + [1] * 6)
+    np.testing.assert_array_equal(batch.obs[:6], starts[batch.origin[:6]].numpy())
+    np.testing.assert_array_equal(batch.obs[6:], batch.next_obs[:6])
     for array in (batch.obs, batch.next_obs, batch.action, batch.reward, batch.done):
         assert np.all(np.isfinite(array))
 
