@@ -17,10 +17,10 @@ The SAC update is SB3's own, unchanged: the posterior lives in the features extr
 (:class:`LatentFeaturesExtractor`) that turn a history into ``[o_t, z]`` for the actor and the critics. One
 encoder, owned by the policy, is used by all three; it is in the critic's optimizer alone, and the actor
 (and the target critic) reach it without gradient. The KL term joins the critic loss as its gradient: SB3's
-``SAC.train`` forms the critic loss itself, so hooks on the posterior's ``μ`` and ``σ²`` add
-``∂(kl_weight · KL)/∂μ`` and ``∂(kl_weight · KL)/∂σ²`` while the critic loss is back-propagated. (They fire
-on the actor loss's backward too, but those gradients reach only the critic's parameters, which SB3 zeroes
-before the next critic step.)
+``SAC.train`` forms the critic loss itself, so the critic's ``z`` passes through an identity whose backward
+adds ``∂(kl_weight · KL)/∂μ`` and ``∂(kl_weight · KL)/∂σ²`` (:class:`_AddKLGradient`). (It also acts on the
+actor loss's backward through the critic, but those gradients reach only the critic's parameters, which SB3
+zeroes before the next critic step.)
 
 **Decision: how the context is gathered** (the one place where oyster cannot be followed). Oyster keeps one
 replay buffer per task and draws a context of 64 transitions from the current task's buffer, because its
@@ -185,24 +185,32 @@ class LatentFeaturesExtractor(BaseFeaturesExtractor):
     def forward(self, observations: th.Tensor) -> th.Tensor:
         with th.set_grad_enabled(self.trains_encoder and th.is_grad_enabled()):
             mean, variance = self.encoder(observations)
-            if mean.requires_grad:
-                self._add_kl_gradient(mean, variance)
             z = mean + variance.sqrt() * th.randn_like(mean) if self.training else mean
+            if z.requires_grad:
+                self.last_kl = kl_to_standard_normal(mean.detach(), variance.detach()).mean()
+                self.last_posterior_std = variance.detach().sqrt().mean()
+                # The KL term of the rows' mean loss: kl_weight / rows per row.
+                z = _AddKLGradient.apply(z, mean, variance, self.kl_weight / (mean.numel() // self.encoder.latent_dim))
         return th.cat([observations[..., : self.encoder.history_layout.obs_dim], z], dim=-1)
 
-    def _add_kl_gradient(self, mean: th.Tensor, variance: th.Tensor) -> None:
-        """
-        Make every backward pass through this posterior add the gradient of ``kl_weight · mean_rows KL``:
-        ``∂KL/∂μ = μ`` and ``∂KL/∂σ² = ½ (1 − 1/σ²)``, divided by the number of rows as the loss is a mean.
-        """
-        mean_value, variance_value = mean.detach(), variance.detach()
-        self.last_kl = kl_to_standard_normal(mean_value, variance_value).mean()
-        self.last_posterior_std = variance_value.sqrt().mean()
-        if self.kl_weight == 0:
-            return
-        scale = self.kl_weight / (mean.numel() // self.encoder.latent_dim)
-        mean.register_hook(lambda grad: grad + scale * mean_value)
-        variance.register_hook(lambda grad: grad + scale * 0.5 * (1.0 - 1.0 / variance_value))
+
+class _AddKLGradient(th.autograd.Function):
+    """
+    Identity on ``z`` whose backward also adds the gradient of ``scale · Σ_rows KL(N(μ, σ²) ‖ N(0, I))`` to
+    ``μ`` and ``σ²``: ``∂KL/∂μ = μ`` and ``∂KL/∂σ² = ½ (1 − 1/σ²)``. Written by hand because the loss it
+    joins is formed inside SB3's ``SAC.train``; every backward through ``z`` gets the term exactly once.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, z: th.Tensor, mean: th.Tensor, variance: th.Tensor, scale: float) -> th.Tensor:
+        ctx.save_for_backward(mean, variance)
+        ctx.scale = scale
+        return z.view_as(z)
+
+    @staticmethod
+    def backward(ctx: Any, grad_z: th.Tensor) -> tuple[th.Tensor, th.Tensor, th.Tensor, None]:
+        mean, variance = ctx.saved_tensors
+        return grad_z, ctx.scale * mean, ctx.scale * 0.5 * (1.0 - 1.0 / variance), None
 
 
 class PEARLPolicy(SACPolicy):

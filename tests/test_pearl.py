@@ -1,0 +1,250 @@
+"""Tests of PEARL: its posterior and KL against their closed forms, the gradient routing of the encoder, task
+inference on a family of hidden-direction tasks, persistence and errors."""
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch as th
+from gymnasium import spaces
+from stable_baselines3 import SAC
+from stable_baselines3.common.vec_env import DummyVecEnv
+
+from m3po_sb3 import PEARL, HistoryObservation
+from m3po_sb3.pearl import ContextEncoder, LatentFeaturesExtractor, gaussian_product, kl_to_standard_normal
+
+
+class HiddenDirectionPoint(gym.Env):
+    """
+    A point on a line that earns ``d · a`` per step for its action ``a ∈ [-1, 1]``, where the direction
+    ``d ∈ {-1, +1}`` is drawn at each reset and never observed (the observation is the position). The reward
+    is all that reveals ``d``: a task-blind policy earns 0 in expectation, one that infers ``d`` up to
+    ``EPISODE_LENGTH - 1``.
+    """
+
+    EPISODE_LENGTH = 10
+    observation_space = spaces.Box(-np.inf, np.inf, (1,), np.float32)
+    action_space = spaces.Box(-1.0, 1.0, (1,), np.float32)
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+        super().reset(seed=seed)
+        self.direction = float(self.np_random.choice([-1.0, 1.0])) if options is None else options["direction"]
+        self.position, self.steps = 0.0, 0
+        return np.array([self.position], np.float32), {"task": self.direction}
+
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        action_value = float(np.clip(action[0], -1.0, 1.0))
+        self.position += 0.1 * action_value
+        self.steps += 1
+        obs = np.array([self.position], np.float32)
+        return obs, self.direction * action_value, False, self.steps >= self.EPISODE_LENGTH, {"task": self.direction}
+
+
+SMALL = dict(
+    learning_starts=200,
+    batch_size=64,
+    encoder_net_arch=(32, 32),
+    policy_kwargs=dict(net_arch=[64, 64]),
+    device="cpu",
+)
+
+
+def point_env(history_length: int = 3) -> HistoryObservation:
+    return HistoryObservation(HiddenDirectionPoint(), history_length=history_length)
+
+
+def make_agent(env: gym.Env | None = None, **overrides: Any) -> PEARL:
+    return PEARL("MlpPolicy", point_env() if env is None else env, **{**SMALL, "seed": 0, **overrides})
+
+
+# ---------------------------------------------------------------------- the posterior and the KL term
+def test_gaussian_product_equals_the_normalised_product_of_densities():
+    rng = np.random.default_rng(0)
+    means, variances = rng.normal(size=(4, 1)), rng.uniform(0.2, 3.0, size=(4, 1))
+    mean, variance = gaussian_product(th.tensor(means), th.tensor(variances))
+    # Closed form of a product of Gaussian densities, evaluated independently on a grid.
+    z = np.linspace(-8.0, 8.0, 200_001)
+    log_density = (-0.5 * (z[None, :] - means) ** 2 / variances).sum(axis=0)
+    density = np.exp(log_density - log_density.max())
+    density /= density.sum()
+    grid_mean = (density * z).sum()
+    np.testing.assert_allclose(mean.numpy(), [grid_mean], atol=1e-6)
+    np.testing.assert_allclose(variance.numpy(), [(density * (z - grid_mean) ** 2).sum()], rtol=1e-5)
+
+
+def test_gaussian_product_of_two_factors_matches_the_textbook_formula():
+    mean, variance = gaussian_product(th.tensor([[1.0, -2.0], [3.0, 0.0]]), th.tensor([[1.0, 4.0], [3.0, 0.5]]))
+    np.testing.assert_allclose(mean.numpy(), [(1.0 * 3.0 + 3.0 * 1.0) / 4.0, (-2.0 * 0.5 + 0.0 * 4.0) / 4.5], rtol=1e-6)
+    np.testing.assert_allclose(variance.numpy(), [3.0 / 4.0, 2.0 / 4.5], rtol=1e-6)
+
+
+def test_masked_factors_take_no_part_and_an_empty_context_gives_the_prior():
+    means, variances = th.randn(2, 3, 5), th.rand(2, 3, 5) + 0.1
+    mask = th.tensor([[1.0, 0.0, 1.0], [0.0, 0.0, 0.0]])
+    mean, variance = gaussian_product(means, variances, mask)
+    expected = gaussian_product(means[0, [0, 2]], variances[0, [0, 2]])
+    th.testing.assert_close((mean[0], variance[0]), expected)
+    th.testing.assert_close((mean[1], variance[1]), (th.zeros(5), th.ones(5)))
+
+
+def test_kl_term_equals_torch_distributions_kl():
+    mean, variance = th.randn(7, 5), th.rand(7, 5) + 0.05
+    expected = th.distributions.kl_divergence(th.distributions.Normal(mean, variance.sqrt()), th.distributions.Normal(0.0, 1.0)).sum(-1)
+    th.testing.assert_close(kl_to_standard_normal(mean, variance), expected)
+
+
+@pytest.mark.parametrize("training", [False, True])
+def test_critic_features_add_the_weighted_kl_to_the_gradient_and_actor_features_none(training):
+    """The critic's backward equals that of ``loss + kl_weight · mean_rows KL``; the actor's path is detached."""
+    th.manual_seed(0)
+    env = point_env()
+    encoder = ContextEncoder(env.history_layout, latent_dim=5, net_arch=(16,)).double()
+    histories = th.tensor(np.stack([env.reset(seed=i)[0] for i in range(3)] + [_history_after_steps(env, n) for n in (1, 3, 5)])).double()
+    critic_features = LatentFeaturesExtractor(env.observation_space, encoder, trains_encoder=True, kl_weight=0.1).train(training)
+    th.manual_seed(1)
+    loss = (critic_features(histories) ** 2).sum()
+    got = th.autograd.grad(loss, list(encoder.parameters()))
+
+    mean, variance = encoder(histories)
+    th.manual_seed(1)
+    z = mean + variance.sqrt() * th.randn_like(mean) if training else mean
+    explicit_loss = (th.cat([histories[:, :1], z], dim=-1) ** 2).sum() + 0.1 * kl_to_standard_normal(mean, variance).mean()
+    for got_grad, want in zip(got, th.autograd.grad(explicit_loss, list(encoder.parameters()))):
+        th.testing.assert_close(got_grad, want)
+    th.testing.assert_close(critic_features.last_kl, kl_to_standard_normal(mean, variance).mean().detach())
+
+    actor_features = LatentFeaturesExtractor(env.observation_space, encoder, trains_encoder=False, kl_weight=0.1)
+    assert not actor_features(histories).requires_grad
+
+
+def _history_after_steps(env: HistoryObservation, n_steps: int) -> np.ndarray:
+    history, _ = env.reset(seed=0)
+    rng = np.random.default_rng(n_steps)
+    for _ in range(n_steps):
+        history, *_ = env.step(rng.uniform(-1.0, 1.0, size=1).astype(np.float32))
+    return history
+
+
+def test_encoder_learns_from_the_critic_loss_only():
+    agent = make_agent(learning_starts=20)
+    agent.learn(21)
+    policy = agent.policy
+    encoder_params = {id(p) for p in policy.context_encoder.parameters()}
+    critic_params = {id(p) for group in policy.critic.optimizer.param_groups for p in group["params"]}
+    actor_params = {id(p) for group in policy.actor.optimizer.param_groups for p in group["params"]}
+    assert encoder_params <= critic_params and not encoder_params & actor_params
+    assert not encoder_params & {id(p) for p in policy.critic_target.parameters()}  # no Polyak update of it
+    # A step of the actor's optimizer leaves the encoder as it was.
+    before = [p.detach().clone() for p in policy.context_encoder.parameters()]
+    agent.train(gradient_steps=1, batch_size=16)
+    after_critic_and_actor = [p.detach().clone() for p in policy.context_encoder.parameters()]
+    assert any(not th.equal(b, a) for b, a in zip(before, after_critic_and_actor))
+    policy.actor.optimizer.step()
+    for b, a in zip(after_critic_and_actor, policy.context_encoder.parameters()):
+        assert th.equal(b, a)
+
+
+# ---------------------------------------------------------------------- PEARL infers the task
+def _posterior_means_and_return(agent: SAC, direction: float, episodes: int = 3) -> tuple[np.ndarray, float]:
+    env = point_env()
+    means, total = [], 0.0
+    for episode in range(episodes):
+        history, _ = env.reset(seed=episode, options={"direction": direction})
+        for step in range(HiddenDirectionPoint.EPISODE_LENGTH):
+            action, _ = agent.predict(history, deterministic=True)
+            history, reward, _, _, _ = env.step(action)
+            total += reward
+            if isinstance(agent, PEARL):
+                with th.no_grad():
+                    means.append(agent.policy.posterior(th.as_tensor(history[None]))[0][0].numpy())
+    return np.array(means), total / episodes
+
+
+def test_pearl_infers_the_hidden_direction_and_beats_task_blind_sac():
+    agent = make_agent(ent_coef="auto").learn(2500)
+    blind = SAC("MlpPolicy", HiddenDirectionPoint(), learning_starts=200, batch_size=64, policy_kwargs=dict(net_arch=[64, 64]), seed=0, device="cpu")
+    blind.learn(2500)
+
+    means_pos, return_pos = _posterior_means_and_return(agent, +1.0)
+    means_neg, return_neg = _posterior_means_and_return(agent, -1.0)
+    # The posterior means of the two tasks separate along the line through their centres.
+    axis = means_pos.mean(0) - means_neg.mean(0)
+    assert (means_pos @ axis).min() > (means_neg @ axis).max()
+
+    blind_return = np.mean([_blind_return(blind, d) for d in (-1.0, 1.0)])
+    pearl_return = (return_pos + return_neg) / 2
+    assert pearl_return > blind_return + 0.5 * HiddenDirectionPoint.EPISODE_LENGTH, (pearl_return, blind_return)
+
+
+def _blind_return(agent: SAC, direction: float, episodes: int = 3) -> float:
+    env, total = HiddenDirectionPoint(), 0.0
+    for episode in range(episodes):
+        obs, _ = env.reset(seed=episode, options={"direction": direction})
+        done = False
+        while not done:
+            obs, reward, terminated, truncated, _ = env.step(agent.predict(obs, deterministic=True)[0])
+            total, done = total + reward, terminated or truncated
+    return total / episodes
+
+
+# ---------------------------------------------------------------------- SB3's conventions
+def test_save_load_restores_the_encoder_and_predicts_the_same_actions(tmp_path):
+    agent = make_agent(learning_starts=30)
+    agent.learn(60)
+    agent.save(tmp_path / "pearl.zip")
+    loaded = PEARL.load(tmp_path / "pearl.zip", env=point_env(), device="cpu")
+    for key, value in agent.policy.state_dict().items():
+        th.testing.assert_close(loaded.policy.state_dict()[key], value)
+    assert any(key.startswith("context_encoder.") for key in loaded.policy.state_dict())
+    histories = np.stack([_history_after_steps(point_env(), n) for n in (0, 1, 3, 5)])
+    np.testing.assert_array_equal(loaded.predict(histories, deterministic=True)[0], agent.predict(histories, deterministic=True)[0])
+    assert loaded.latent_dim == agent.latent_dim and loaded.history_layout == agent.history_layout
+    loaded.learn(5, reset_num_timesteps=False)  # training continues
+
+
+def test_an_env_id_is_made_and_wrapped_and_the_kl_is_logged():
+    agent = PEARL("MlpPolicy", "Pendulum-v1", history_length=2, **{**SMALL, "learning_starts": 10})
+    assert agent.env.env_is_wrapped(HistoryObservation) == [True]
+    assert agent.history_layout.history_length == 2
+    agent.learn(12)
+    assert np.isfinite(agent.logger.name_to_value["train/kl_divergence"])
+    assert 0 < agent.logger.name_to_value["train/posterior_std"]
+
+
+def test_discrete_action_space_is_rejected():
+    with pytest.raises(TypeError, match="continuous"):
+        PEARL("MlpPolicy", "CartPole-v1", _init_setup_model=False)
+
+
+@pytest.mark.parametrize("env", [lambda: gym.make("Pendulum-v1"), lambda: DummyVecEnv([lambda: gym.make("Pendulum-v1")])])
+def test_env_without_history_observation_is_rejected(env):
+    with pytest.raises(ValueError, match="HistoryObservation"):
+        PEARL("MlpPolicy", env(), _init_setup_model=False)
+
+
+def test_multiple_envs_are_rejected():
+    with pytest.raises(ValueError, match="one env"):
+        PEARL("MlpPolicy", DummyVecEnv([point_env, point_env]), _init_setup_model=False)
+
+
+@pytest.mark.parametrize(
+    "overrides, error, match",
+    [
+        (dict(latent_dim=0), ValueError, "latent_dim"),
+        (dict(latent_dim=2.5), TypeError, "latent_dim"),
+        (dict(kl_weight=-0.1), ValueError, "kl_weight"),
+        (dict(kl_weight=float("nan")), ValueError, "kl_weight"),
+        (dict(encoder_net_arch=()), ValueError, "encoder_net_arch"),
+        (dict(encoder_net_arch=(32, 0)), ValueError, "encoder_net_arch"),
+        (dict(gradient_steps=0), ValueError, "gradient_steps"),
+        (dict(batch_size=0), ValueError, "batch_size"),
+        (dict(learning_starts=-1), ValueError, "learning_starts"),
+        (dict(history_length=4), ValueError, "history_length"),
+        (dict(policy_kwargs=dict(latent_dim=3)), ValueError, "latent_dim"),
+        (dict(policy_kwargs=dict(share_features_extractor=True)), ValueError, "share_features_extractor"),
+    ],
+)
+def test_bad_hyper_parameters_are_rejected(overrides, error, match):
+    with pytest.raises(error, match=match):
+        make_agent(**overrides)
