@@ -25,6 +25,7 @@ from m3po_sb3.diagnostics import DiagnosticsCallback
 from m3po_sb3.evaluation import MetaEvalCallback
 from m3po_sb3.history import HistoryObservation, history_policy_kwargs
 from m3po_sb3.m3po import M2PO, M3PO
+from m3po_sb3.pearl import PEARL
 from m3po_sb3.plotting import plot_learning_curve
 from m3po_sb3.presets import PRESETS, get_preset
 
@@ -33,7 +34,7 @@ try:  # registers the meta-RL envs with Gymnasium
 except ImportError:  # pragma: no cover - the package is optional for plain Gymnasium envs
     pass
 
-ALGOS = ("m3po", "m2po", "m3po-h", "sac")
+ALGOS = ("m3po", "m2po", "m3po-h", "sac", "pearl")
 # Preset entries the command line may override (flag ``--rollouts-per-step`` for ``rollouts_per_step``, ...).
 OVERRIDABLE = (
     "rollouts_per_step",
@@ -93,6 +94,8 @@ def make_agent(algo: str, env: HistoryObservation, config: dict[str, Any], seed:
     :param device: torch device
     :return: the agent; all use the same history networks, ``G`` and warm-up of one epoch of random actions
     """
+    if algo == "pearl":  # oyster's networks and hyper-parameters (PEARL's defaults) on the same histories
+        return PEARL("MlpPolicy", env, seed=seed, device=device)
     policy_kwargs = history_policy_kwargs(env.history_layout, config["gru_units"], config["net_arch"])
     common = dict(
         gradient_steps=config["gradient_steps"],

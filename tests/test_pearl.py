@@ -9,10 +9,13 @@ import pytest
 import torch as th
 from gymnasium import spaces
 from stable_baselines3 import SAC
+from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv
 
-from m3po_sb3 import PEARL, HistoryObservation
+from m3po_sb3 import PEARL, HistoryObservation, MetaEvalCallback
 from m3po_sb3.pearl import ContextEncoder, LatentFeaturesExtractor, gaussian_product, kl_to_standard_normal
+from m3po_sb3.plotting import read_eval_csv
+from m3po_sb3.train import main as train_main
 
 
 class HiddenDirectionPoint(gym.Env):
@@ -205,6 +208,25 @@ def test_save_load_restores_the_encoder_and_predicts_the_same_actions(tmp_path):
     np.testing.assert_array_equal(loaded.predict(histories, deterministic=True)[0], agent.predict(histories, deterministic=True)[0])
     assert loaded.latent_dim == agent.latent_dim and loaded.history_layout == agent.history_layout
     loaded.learn(5, reset_num_timesteps=False)  # training continues
+
+
+def test_learn_with_meta_eval_callback_progress_bar_and_tensorboard(tmp_path):
+    agent = make_agent(learning_starts=20, tensorboard_log=str(tmp_path / "tb"))
+    eval_env = DummyVecEnv([lambda: Monitor(point_env())])
+    callback = MetaEvalCallback(eval_env, str(tmp_path / "eval.csv"), n_eval_episodes=2, eval_freq=20)
+    agent.learn(40, callback=callback, progress_bar=True)
+    curve = read_eval_csv(tmp_path / "eval.csv")
+    assert list(curve["timesteps"]) == [20, 40] and list(curve["n_episodes"]) == [2, 2]
+    assert list((tmp_path / "tb").rglob("events.out.tfevents.*"))
+
+
+def test_cli_trains_pearl_and_writes_its_outputs(tmp_path):
+    tiny = ["--env", "Pendulum-v1", "--preset", "demo", "--timesteps", "40", "--history-length", "2", "--eval-freq", "20"]
+    agent = train_main([*tiny, "--eval-episodes", "1", "--no-progress-bar", "--algo", "pearl", "--out", str(tmp_path)])
+    assert type(agent) is PEARL and agent.history_layout.history_length == 2
+    for name in ("model.zip", "eval.csv", "learning_curve.png", "config.json"):
+        assert (tmp_path / name).stat().st_size > 0, name
+    assert PEARL.load(tmp_path / "model.zip").num_timesteps == 40
 
 
 def test_an_env_id_is_made_and_wrapped_and_the_kl_is_logged():
