@@ -18,30 +18,32 @@ from m3po_sb3.plotting import read_eval_csv
 from m3po_sb3.train import main as train_main
 
 
-class HiddenDirectionPoint(gym.Env):
+class HiddenDirection(gym.Env):
     """
-    A point on a line that earns ``d · a`` per step for its action ``a ∈ [-1, 1]``, where the direction
-    ``d ∈ {-1, +1}`` is drawn at each reset and never observed (the observation is the position). The reward
-    is all that reveals ``d``: a task-blind policy earns 0 in expectation, one that infers ``d`` up to
-    ``EPISODE_LENGTH - 1``.
+    Push in one of two opposite directions: the reward is ``d · a`` for the action ``a ∈ [-1, 1]``, where the
+    direction ``d ∈ {-1, +1}`` is drawn at each reset and never observed. The observation is the elapsed
+    fraction of the episode, which says nothing about ``d`` (a position would: under a policy that already
+    moves the right way, it reveals ``d`` without the encoder). The reward is all that reveals ``d``: a
+    task-blind policy earns 0 in expectation, one that infers ``d`` up to ``EPISODE_LENGTH - 1``.
     """
 
     EPISODE_LENGTH = 10
-    observation_space = spaces.Box(-np.inf, np.inf, (1,), np.float32)
+    observation_space = spaces.Box(0.0, 1.0, (1,), np.float32)
     action_space = spaces.Box(-1.0, 1.0, (1,), np.float32)
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
         super().reset(seed=seed)
         self.direction = float(self.np_random.choice([-1.0, 1.0])) if options is None else options["direction"]
-        self.position, self.steps = 0.0, 0
-        return np.array([self.position], np.float32), {"task": self.direction}
+        self.steps = 0
+        return self._obs(), {"task": self.direction}
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
-        action_value = float(np.clip(action[0], -1.0, 1.0))
-        self.position += 0.1 * action_value
         self.steps += 1
-        obs = np.array([self.position], np.float32)
-        return obs, self.direction * action_value, False, self.steps >= self.EPISODE_LENGTH, {"task": self.direction}
+        reward = self.direction * float(np.clip(action[0], -1.0, 1.0))
+        return self._obs(), reward, False, self.steps >= self.EPISODE_LENGTH, {"task": self.direction}
+
+    def _obs(self) -> np.ndarray:
+        return np.array([self.steps / self.EPISODE_LENGTH], np.float32)
 
 
 SMALL = dict(
@@ -57,7 +59,7 @@ HISTORY_LENGTH = 3
 
 
 def point_env(history_length: int = HISTORY_LENGTH) -> HistoryObservation:
-    return HistoryObservation(HiddenDirectionPoint(), history_length=history_length)
+    return HistoryObservation(HiddenDirection(), history_length=history_length)
 
 
 def make_agent(env: gym.Env | None = None, **overrides: Any) -> PEARL:
@@ -157,7 +159,7 @@ def _posterior_means_and_return(agent: PEARL, direction: float, episodes: int = 
     means, total = [], 0.0
     for episode in range(episodes):
         history, _ = env.reset(seed=episode, options={"direction": direction})
-        for step in range(HiddenDirectionPoint.EPISODE_LENGTH):
+        for step in range(HiddenDirection.EPISODE_LENGTH):
             action, _ = agent.predict(history, deterministic=True)
             history, reward, _, _, _ = env.step(action)
             total += reward
@@ -171,7 +173,7 @@ def test_pearl_infers_the_hidden_direction_and_beats_task_blind_sac():
     # The same small networks, learning rate and budget for both; the learning rate suits this tiny problem.
     agent = make_agent(ent_coef="auto", learning_rate=3e-3).learn(1000)
     blind_kwargs = {key: SMALL[key] for key in ("learning_starts", "batch_size", "policy_kwargs", "device")}
-    blind = SAC("MlpPolicy", HiddenDirectionPoint(), ent_coef="auto", learning_rate=3e-3, seed=0, **blind_kwargs).learn(1000)
+    blind = SAC("MlpPolicy", HiddenDirection(), ent_coef="auto", learning_rate=3e-3, seed=0, **blind_kwargs).learn(1000)
 
     means_pos, return_pos = _posterior_means_and_return(agent, +1.0)
     means_neg, return_neg = _posterior_means_and_return(agent, -1.0)
@@ -181,11 +183,11 @@ def test_pearl_infers_the_hidden_direction_and_beats_task_blind_sac():
 
     blind_return = np.mean([_blind_return(blind, d) for d in (-1.0, 1.0)])
     pearl_return = (return_pos + return_neg) / 2
-    assert pearl_return > blind_return + 0.5 * HiddenDirectionPoint.EPISODE_LENGTH, (pearl_return, blind_return)
+    assert pearl_return > blind_return + 0.5 * HiddenDirection.EPISODE_LENGTH, (pearl_return, blind_return)
 
 
 def _blind_return(agent: SAC, direction: float, episodes: int = 3) -> float:
-    env, total = HiddenDirectionPoint(), 0.0
+    env, total = HiddenDirection(), 0.0
     for episode in range(episodes):
         obs, _ = env.reset(seed=episode, options={"direction": direction})
         done = False
