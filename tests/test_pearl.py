@@ -102,6 +102,22 @@ def test_kl_term_equals_torch_distributions_kl():
     th.testing.assert_close(kl_to_standard_normal(mean, variance), expected)
 
 
+def test_the_context_is_the_windows_transitions_o_a_r_next_o():
+    env = point_env()
+    obs = [env.reset(seed=0, options={"direction": -1.0})[0][0]]
+    actions, rewards = [0.5, -0.25], []
+    for action in actions:
+        history, reward, *_ = env.step(np.array([action], np.float32))
+        obs.append(history[0])
+        rewards.append(reward)
+    encoder = ContextEncoder(env.history_layout, net_arch=(4,))
+    transitions, mask = encoder.transitions(th.as_tensor(history))
+    np.testing.assert_array_equal(mask.numpy(), [0.0, 1.0, 1.0])  # the oldest slot is still padding
+    expected = [[obs[k], actions[k], rewards[k], obs[k + 1]] for k in range(2)]
+    np.testing.assert_allclose(transitions[1:].numpy(), expected, rtol=1e-6)
+    np.testing.assert_allclose(rewards, [-0.5, 0.25])
+
+
 @pytest.mark.parametrize("training", [False, True])
 def test_critic_features_add_the_weighted_kl_to_the_gradient_and_actor_features_none(training):
     """The critic's backward equals that of ``loss + kl_weight · mean_rows KL``; the actor's path is detached."""
