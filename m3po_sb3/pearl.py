@@ -15,12 +15,13 @@ What PEARL is here, as in the authors' code (katerakelly/oyster):
 
 The SAC update is SB3's own, unchanged: the posterior lives in the features extractors
 (:class:`LatentFeaturesExtractor`) that turn a history into ``[o_t, z]`` for the actor and the critics. One
-encoder, owned by the policy, is used by all three; it is in the critic's optimizer alone, and the actor
-(and the target critic) reach it without gradient. The KL term joins the critic loss as its gradient: SB3's
-``SAC.train`` forms the critic loss itself, so the critic's ``z`` passes through an identity whose backward
-adds ``∂(kl_weight · KL)/∂μ`` and ``∂(kl_weight · KL)/∂σ²`` (:class:`_AddKLGradient`). (It also acts on the
-actor loss's backward through the critic, but those gradients reach only the critic's parameters, which SB3
-zeroes before the next critic step.)
+encoder, owned by the policy, is used by all three; it is in the critic's optimizer alone. Within a
+gradient step each batch of histories (``o`` and ``o'``) is encoded once and the actor, the critic and the
+target critic see the same draw of ``z``, as oyster's one ``task_z`` per step (:class:`SharedPosterior`);
+the critic's loss is the one use that reaches the encoder, the actor's and the target's see ``z`` detached.
+The KL term joins the critic loss as its gradient: SB3's ``SAC.train`` forms the critic loss itself, so the
+critic's ``z`` passes through an identity whose backward adds ``∂(kl_weight · KL)/∂μ`` and
+``∂(kl_weight · KL)/∂σ²`` (:class:`_AddKLGradient`).
 
 **Decision: how the context is gathered** (the one place where oyster cannot be followed). Oyster keeps one
 replay buffer per task and draws a context of 64 transitions from the current task's buffer, because its
@@ -50,6 +51,7 @@ Not carried over: oyster's V-network (SB3's SAC uses target critics), its small 
 penalties (1e-3), and its split of data into encoder-only and policy-only collection phases.
 """
 
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
@@ -150,48 +152,111 @@ class ContextEncoder(th.nn.Module):
         return gaussian_product(*self.factors(transitions), mask)
 
 
+@dataclass
+class EncodedBatch:
+    """
+    A batch of histories with its posterior and draw of ``z``.
+
+    :param histories: the batch (the very tensor that was encoded)
+    :param version: the tensor's version counter then (a changed tensor is a new batch)
+    :param mean: posterior means
+    :param variance: posterior variances
+    :param z: the draw (the mean outside training)
+    :param trainable: whether ``z`` carries a graph to the encoder that no critic has used yet
+    """
+
+    histories: th.Tensor
+    version: int
+    mean: th.Tensor
+    variance: th.Tensor
+    z: th.Tensor
+    trainable: bool
+
+
+class SharedPosterior:
+    """
+    The policy's context encoder, with a memory of the last batches it encoded in training mode, shared by
+    the actor's and the critics' features extractors. Within one gradient step SB3's ``SAC.train`` hands the
+    same tensors of histories ``o`` and ``o'`` to the actor, the critic and the target critic: each batch is
+    encoded once and all of them see the same draw of ``z`` (as in oyster, where one ``task_z`` per step
+    serves the policy, the Q-functions and the target). The first critic to use a batch encoded with
+    gradient trains the encoder through it; every other use is detached. Not a module: the encoder's
+    parameters belong to the policy.
+
+    :param encoder: the context encoder
+    :param capacity: batches remembered (``o`` and ``o'`` of one gradient step)
+    """
+
+    def __init__(self, encoder: ContextEncoder, capacity: int = 2):
+        self.encoder = encoder
+        self.capacity = capacity
+        self._batches: list[EncodedBatch] = []
+
+    def encode(self, histories: th.Tensor, sample: bool, remember: bool) -> EncodedBatch:
+        """
+        :param histories: flat histories, shape ``(..., size)``
+        :param sample: draw ``z`` by reparameterisation (otherwise ``z`` is the posterior mean)
+        :param remember: keep the result for the next uses of the same tensor
+        :return: the remembered batch of this very tensor, or a new one (with gradient where it is enabled)
+        """
+        for batch in self._batches:
+            if batch.histories is histories and batch.version == histories._version:
+                return batch
+        mean, variance = self.encoder(histories)
+        z = mean + variance.sqrt() * th.randn_like(mean) if sample else mean
+        batch = EncodedBatch(histories, histories._version, mean, variance, z, trainable=z.requires_grad)
+        if remember:
+            self._batches = [*self._batches[1 - self.capacity :], batch]
+        return batch
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Copies and pickles never carry the remembered batches (tensors with graphs).
+        return {**self.__dict__, "_batches": []}
+
+
 class LatentFeaturesExtractor(BaseFeaturesExtractor):
     """
-    ``history ↦ [o_t, z]`` with ``z`` from the posterior of the history's window: drawn by reparameterisation
-    in training mode, the posterior mean in eval mode.
+    ``history ↦ [o_t, z]`` with ``z`` from the posterior of the history's window (:class:`SharedPosterior`):
+    drawn by reparameterisation in training mode, the posterior mean in eval mode.
 
     The encoder is not a submodule: the policy owns it, so that the actor's optimizer and the target
     critic's Polyak update (which act on their networks' parameters) never touch it.
 
     :param observation_space: the flat history space
-    :param encoder: the policy's context encoder
-    :param trains_encoder: whether gradients reach the encoder (the critic's extractor); otherwise the
-        posterior is computed without gradient (the actor's, the target critic's)
+    :param posterior: the policy's shared posterior
+    :param trains_encoder: whether this extractor trains the encoder (the critic's); the others always
+        see ``z`` detached (the actor's, the target critic's)
     :param kl_weight: weight of the KL term added to the encoder's gradient (with ``trains_encoder``)
     """
 
-    def __init__(self, observation_space: spaces.Box, encoder: ContextEncoder, trains_encoder: bool, kl_weight: float):
-        layout = encoder.history_layout
+    def __init__(self, observation_space: spaces.Box, posterior: SharedPosterior, trains_encoder: bool, kl_weight: float):
+        layout = posterior.encoder.history_layout
         if observation_space.shape != (layout.size,):
             raise ValueError(f"observation space shape {observation_space.shape} does not match the history layout ({layout.size},)")
-        super().__init__(observation_space, layout.obs_dim + encoder.latent_dim)
-        self._encoder = (encoder,)  # a tuple: not registered as a submodule (see the class docstring)
+        super().__init__(observation_space, layout.obs_dim + posterior.encoder.latent_dim)
+        self.posterior = posterior
         self.trains_encoder = trains_encoder
         self.kl_weight = kl_weight
         # Detached statistics of the last posterior the critic's extractor trained on, for the logger.
         self.last_kl = th.zeros(())
         self.last_posterior_std = th.zeros(())
 
-    @property
-    def encoder(self) -> ContextEncoder:
-        """The policy's context encoder."""
-        return self._encoder[0]
-
     def forward(self, observations: th.Tensor) -> th.Tensor:
-        with th.set_grad_enabled(self.trains_encoder and th.is_grad_enabled()):
-            mean, variance = self.encoder(observations)
-            z = mean + variance.sqrt() * th.randn_like(mean) if self.training else mean
-            if z.requires_grad:
-                self.last_kl = kl_to_standard_normal(mean.detach(), variance.detach()).mean()
-                self.last_posterior_std = variance.detach().sqrt().mean()
-                # The KL term of the rows' mean loss: kl_weight / rows per row.
-                z = _AddKLGradient.apply(z, mean, variance, self.kl_weight / (mean.numel() // self.encoder.latent_dim))
-        return th.cat([observations[..., : self.encoder.history_layout.obs_dim], z], dim=-1)
+        batch = self.posterior.encode(observations, sample=self.training, remember=self.training)
+        if self.trains_encoder and batch.trainable:
+            batch.trainable = False
+            z = self._with_kl_gradient(batch)
+        else:
+            z = batch.z.detach()
+        return th.cat([observations[..., : self.posterior.encoder.history_layout.obs_dim], z], dim=-1)
+
+    def _with_kl_gradient(self, batch: EncodedBatch) -> th.Tensor:
+        """:return: ``z``, whose backward also adds the gradient of ``kl_weight · mean_rows KL``"""
+        mean, variance = batch.mean, batch.variance
+        self.last_kl = kl_to_standard_normal(mean.detach(), variance.detach()).mean()
+        self.last_posterior_std = variance.detach().sqrt().mean()
+        rows = mean.numel() // self.posterior.encoder.latent_dim
+        return _AddKLGradient.apply(batch.z, mean, variance, self.kl_weight / rows)
 
 
 class _AddKLGradient(th.autograd.Function):
@@ -261,12 +326,13 @@ class PEARLPolicy(SACPolicy):
 
     def _build(self, lr_schedule: Schedule) -> None:
         self.context_encoder = ContextEncoder(self.history_layout, self.latent_dim, self.encoder_net_arch, self.activation_fn)
+        self.shared_posterior = SharedPosterior(self.context_encoder)
         super()._build(lr_schedule)
         # The encoder learns from the critic loss (and the KL term), not from the actor's (oyster's sac.py).
         self.critic.optimizer.add_param_group({"params": list(self.context_encoder.parameters())})
 
     def _latent_features(self, trains_encoder: bool) -> LatentFeaturesExtractor:
-        return LatentFeaturesExtractor(self.observation_space, self.context_encoder, trains_encoder, self.kl_weight)  # type: ignore[arg-type]
+        return LatentFeaturesExtractor(self.observation_space, self.shared_posterior, trains_encoder, self.kl_weight)  # type: ignore[arg-type]
 
     def make_actor(self, features_extractor: BaseFeaturesExtractor | None = None) -> Actor:
         return super().make_actor(self._latent_features(trains_encoder=False))

@@ -13,7 +13,7 @@ from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv
 
 from m3po_sb3 import PEARL, HistoryObservation, MetaEvalCallback
-from m3po_sb3.pearl import ContextEncoder, LatentFeaturesExtractor, gaussian_product, kl_to_standard_normal
+from m3po_sb3.pearl import ContextEncoder, LatentFeaturesExtractor, SharedPosterior, gaussian_product, kl_to_standard_normal
 from m3po_sb3.plotting import read_eval_csv
 from m3po_sb3.train import main as train_main
 
@@ -125,7 +125,8 @@ def test_critic_features_add_the_weighted_kl_to_the_gradient_and_actor_features_
     env = point_env()
     encoder = ContextEncoder(env.history_layout, latent_dim=5, net_arch=(16,)).double()
     histories = th.tensor(np.stack([env.reset(seed=i)[0] for i in range(3)] + [_history_after_steps(env, n) for n in (1, 3, 5)])).double()
-    critic_features = LatentFeaturesExtractor(env.observation_space, encoder, trains_encoder=True, kl_weight=0.1).train(training)
+    critic_features = LatentFeaturesExtractor(env.observation_space, SharedPosterior(encoder), trains_encoder=True, kl_weight=0.1)
+    critic_features.train(training)
     th.manual_seed(1)
     loss = (critic_features(histories) ** 2).sum()
     got = th.autograd.grad(loss, list(encoder.parameters()))
@@ -138,7 +139,7 @@ def test_critic_features_add_the_weighted_kl_to_the_gradient_and_actor_features_
         th.testing.assert_close(got_grad, want)
     th.testing.assert_close(critic_features.last_kl, kl_to_standard_normal(mean, variance).mean().detach())
 
-    actor_features = LatentFeaturesExtractor(env.observation_space, encoder, trains_encoder=False, kl_weight=0.1)
+    actor_features = LatentFeaturesExtractor(env.observation_space, SharedPosterior(encoder), trains_encoder=False, kl_weight=0.1)
     assert not actor_features(histories).requires_grad
 
 
@@ -167,6 +168,27 @@ def test_encoder_learns_from_the_critic_loss_only():
     policy.actor.optimizer.step()
     for b, a in zip(after_critic_and_actor, policy.context_encoder.parameters()):
         assert th.equal(b, a)
+
+
+def test_an_update_encodes_each_batch_once_and_all_networks_share_its_z():
+    agent = make_agent(learning_starts=20)
+    agent.learn(21)
+    calls = []
+    handle = agent.policy.context_encoder.register_forward_hook(lambda module, inputs, output: calls.append(inputs[0]))
+    seen = {name: [] for name in ("actor", "critic", "critic_target")}
+    hooks = [
+        getattr(agent.policy, name).features_extractor.register_forward_hook(lambda m, i, out, name=name: seen[name].append(out))
+        for name in seen
+    ]
+    agent.train(gradient_steps=1, batch_size=16)
+    handle.remove()
+    for hook in hooks:
+        hook.remove()
+    assert len(calls) == 2  # the histories o and o' of the batch, nothing encoded twice
+    (actor_obs, actor_next_obs), (critic_q, critic_pi), (target_next_obs,) = seen["actor"], seen["critic"], seen["critic_target"]
+    for features in (critic_q, critic_pi):  # the critic loss and the actor loss see the actor's draw of z
+        th.testing.assert_close(features, actor_obs)
+    th.testing.assert_close(target_next_obs, actor_next_obs)
 
 
 # ---------------------------------------------------------------------- PEARL infers the task
