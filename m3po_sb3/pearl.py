@@ -38,8 +38,8 @@ context the agent never sees when it acts. Further consequences:
 - at an episode start the window is empty and the posterior is the prior ``N(0, I)`` (oyster's
   ``clear_z``); padded history slots contribute no factor;
 - each replay row has its own posterior (oyster: one per task of the meta-batch of 16 tasks), so the KL
-  term is averaged over the rows like the critic loss; the target critic conditions on the posterior of the
-  next history, which holds the row's own transition;
+  term is averaged over the rows like the critic loss; the target critic conditions on a draw from the
+  posterior of the next history, which holds the row's own transition (oyster reuses the task's ``z``);
 - when acting (SB3's ``predict``, rollouts and evaluation, where the policy is in eval mode) ``z`` is the
   posterior **mean**: re-sampling a sliding window's posterior at every step would not be oyster's
   per-episode posterior sampling but step-wise noise; exploration is SAC's stochastic policy. A
