@@ -5,12 +5,14 @@ from m3po_sb3.dynamics import DynamicsModel, MetaDynamicsModel
 from m3po_sb3.evaluation import MetaEvalCallback
 from m3po_sb3.history import HistoryFeaturesExtractor, HistoryLayout, HistoryObservation, history_policy_kwargs
 from m3po_sb3.m3po import M2PO, M3PO, ModelRolloutCallback
+from m3po_sb3.pearl import PEARL
 from m3po_sb3.runs import load_run
 
 __all__ = [
     "M3PO",
     "M2PO",
     "ModelRolloutCallback",
+    "PEARL",
     "HistoryLayout",
     "HistoryObservation",
     "HistoryFeaturesExtractor",

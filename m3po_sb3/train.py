@@ -40,6 +40,7 @@ from m3po_sb3.diagnostics import DiagnosticsCallback
 from m3po_sb3.evaluation import MetaEvalCallback, append_eval_row, random_policy_returns
 from m3po_sb3.history import HistoryObservation, history_policy_kwargs
 from m3po_sb3.m3po import M2PO, M3PO
+from m3po_sb3.pearl import PEARL
 from m3po_sb3.plotting import RANDOM_POLICY_CSV, plot_learning_curve, random_policy_return
 from m3po_sb3.presets import PRESETS, get_preset
 from m3po_sb3.runs import AGENT_CLASSES, make_env, next_run_dir, read_config, read_status, write_status
@@ -134,6 +135,8 @@ def make_agent(
     :param tensorboard_log: TensorBoard folder (``None``: none)
     :return: the agent; all use the same history networks, ``G`` and warm-up of one epoch of random actions
     """
+    if algo == "pearl":  # oyster's networks and hyper-parameters (PEARL's defaults) on the same histories
+        return PEARL("MlpPolicy", env, seed=seed, device=device, tensorboard_log=tensorboard_log)
     policy_kwargs = history_policy_kwargs(env.history_layout, config["gru_units"], config["net_arch"])
     common = dict(
         gradient_steps=config["gradient_steps"],
