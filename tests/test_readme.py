@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
 # The README's budgets (minutes of training) -> the test's (seconds). Each must occur in the README, so the test
 # fails when the README changes instead of silently running something else.
-TINY_BUDGETS = {"epoch_length=250": "epoch_length=20", "agent.learn(2_500": "agent.learn(21"}
+TINY_BUDGETS = {"epoch_length=250": "epoch_length=20", "agent.learn(2_500": "agent.learn(21", "agent.learn(20_000": "agent.learn(30"}
 # A run folder for the blocks that load one: the README's own path, trained for one short epoch.
 RUN_FOLDER = "logs/m3po/HalfCheetahFwdBwd-v0_1"
 TINY_RUN = (
@@ -43,7 +43,7 @@ def module_commands() -> list[list[str]]:
 
 
 def test_the_readme_has_the_blocks_and_budgets_this_test_runs():
-    assert len(code_blocks("python")) == 3 and len(module_commands()) >= 6
+    assert len(code_blocks("python")) == 4 and len(module_commands()) >= 6
     for budget in TINY_BUDGETS:
         assert budget in README, budget
 
