@@ -484,28 +484,29 @@ class M2PO(M3PO):
     dynamics_model_class = DynamicsModel
 
 
-def _history_env(env: GymEnv | str, history_length: int | None, verbose: int) -> tuple[GymEnv, HistoryLayout]:
+def _history_env(env: GymEnv | str, history_length: int | None, verbose: int, algo: str = "M3PO") -> tuple[GymEnv, HistoryLayout]:
     """
     Check that ``env`` has continuous actions and history observations; make and wrap an env id.
 
+    :param algo: the algorithm's name, for the error messages
     :return: the env and its history layout
     """
     if isinstance(env, SubprocVecEnv):  # checked before anything runs in its workers
         raise TypeError(
-            "M3PO trains on one env in its own process (the model rollouts call the env's termination_fn): "
+            f"{algo} trains on one env in its own process (M3PO's model rollouts call the env's termination_fn): "
             "pass the env, its id or a DummyVecEnv of one env, not a SubprocVecEnv"
         )
     wrap = isinstance(env, str)
     env = maybe_make_env(env, verbose)
     if not isinstance(env.action_space, spaces.Box):
-        raise TypeError(f"M3PO needs a continuous (Box) action space, got {env.action_space}")
+        raise TypeError(f"{algo} needs a continuous (Box) action space, got {env.action_space}")
     if wrap:
         env = HistoryObservation(env, DEFAULT_HISTORY_LENGTH if history_length is None else history_length)
     try:
         layout = env.get_attr("history_layout")[0] if isinstance(env, VecEnv) else env.get_wrapper_attr("history_layout")
     except AttributeError as error:
         raise ValueError(
-            "M3PO conditions on histories: wrap the env with m3po_sb3.HistoryObservation(env, history_length=10), "
+            f"{algo} conditions on histories: wrap the env with m3po_sb3.HistoryObservation(env, history_length=10), "
             "or pass an env id, which is wrapped for you"
         ) from error
     if history_length is not None and layout.history_length != history_length:

@@ -429,7 +429,7 @@ class PEARL(SAC):
         self.kl_weight = kl_weight
         self.encoder_net_arch = tuple(encoder_net_arch)
         if env is not None:  # None when ``load`` rebuilds the agent; the layout then comes from the file
-            env, self.history_layout = _history_env(env, history_length, verbose)
+            env, self.history_layout = _history_env(env, history_length, verbose, algo="PEARL")
             policy_kwargs = self._policy_kwargs(policy_kwargs)
         super().__init__(
             policy,
