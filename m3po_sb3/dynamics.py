@@ -173,11 +173,13 @@ class DynamicsModel(nn.Module):
         return mean, logvar
 
     def _normalise_histories(self, histories: th.Tensor) -> th.Tensor:
-        current_obs, past_obs, past_act, mask = self.history_layout.split(histories)
+        current_obs, past_obs, past_act, past_rew, mask = self.history_layout.split(histories)
+        # Past rewards are scaled like the reward the model predicts (the last target).
         return self.history_layout.join(
             (current_obs - self.obs_mean) / self.obs_std,
             (past_obs - self.obs_mean) / self.obs_std,
             (past_act - self.act_mean) / self.act_std,
+            (past_rew - self.target_mean[-1]) / self.target_std[-1],
             mask,
         )
 

@@ -1,12 +1,15 @@
-"""Histories for meta-RL: the last ``L`` observations and actions plus the current observation.
+"""Histories for meta-RL: the last ``L`` observations, actions and rewards plus the current observation.
 
 M3PO conditions its meta-policy, critics and meta-model on a history ``h_t`` (SPEC section 2, seed A.7,
 ``L = 10``). Here a history is a flat float vector so that any stable-baselines3 algorithm and replay
 buffer can store it unchanged:
 
-``[ o_t (obs_dim) | past_obs (L * obs_dim, oldest first) | past_act (L * act_dim, oldest first) | mask (L,) ]``
+``[ o_t (obs_dim) | past_obs (L * obs_dim) | past_act (L * act_dim) | past_rew (L,) | mask (L,) ]``
 
-``mask`` is 1.0 for a real (o, a) pair and 0.0 for the zero padding at the start of an episode.
+with the past entries oldest first. ``mask`` is 1.0 for a real ``(o_k, a_k, r_k)`` step and 0.0 for the zero
+padding at the start of an episode. The rewards are what reveal a task defined by the reward alone (the
+running direction of the fwd-bwd envs): as in PEARL, RL² and VariBAD, a context without them cannot tell
+such tasks apart. Fictitious histories carry the model's predicted rewards.
 """
 
 from dataclasses import dataclass
@@ -42,7 +45,7 @@ class HistoryLayout:
 
     :param obs_dim: size of one observation
     :param act_dim: size of one action
-    :param history_length: number ``L`` of past (observation, action) pairs kept
+    :param history_length: number ``L`` of past (observation, action, reward) steps kept
     """
 
     obs_dim: int
@@ -58,35 +61,38 @@ class HistoryLayout:
     @property
     def size(self) -> int:
         """Length of the flat history vector."""
-        return self.obs_dim + self.history_length * (self.obs_dim + self.act_dim + 1)
+        return self.obs_dim + self.history_length * (self.obs_dim + self.act_dim + 2)
 
-    def split(self, x: Array) -> tuple[Array, Array, Array, Array]:
+    def split(self, x: Array) -> tuple[Array, Array, Array, Array, Array]:
         """
         Split flat histories into their parts (views where the backend allows).
 
         :param x: histories, shape ``(..., size)``
         :return: ``current_obs (..., obs_dim)``, ``past_obs (..., L, obs_dim)``, ``past_act (..., L, act_dim)``,
-            ``mask (..., L)``; past entries are oldest first
+            ``past_rew (..., L)``, ``mask (..., L)``; past entries are oldest first
         """
         _check_last_dim(x, self.size, "history")
         n_obs, n_act, length = self.obs_dim, self.act_dim, self.history_length
         past_obs_end = n_obs + length * n_obs
         past_act_end = past_obs_end + length * n_act
+        past_rew_end = past_act_end + length
         batch = x.shape[:-1]
         return (
             x[..., :n_obs],
             x[..., n_obs:past_obs_end].reshape(*batch, length, n_obs),
             x[..., past_obs_end:past_act_end].reshape(*batch, length, n_act),
-            x[..., past_act_end:],
+            x[..., past_act_end:past_rew_end],
+            x[..., past_rew_end:],
         )
 
-    def join(self, current_obs: Array, past_obs: Array, past_act: Array, mask: Array) -> Array:
+    def join(self, current_obs: Array, past_obs: Array, past_act: Array, past_rew: Array, mask: Array) -> Array:
         """
         Inverse of :meth:`split`.
 
         :param current_obs: shape ``(..., obs_dim)``
         :param past_obs: shape ``(..., L, obs_dim)``, oldest first
         :param past_act: shape ``(..., L, act_dim)``, oldest first
+        :param past_rew: shape ``(..., L)``, oldest first
         :param mask: shape ``(..., L)``, 1.0 for real entries, 0.0 for padding
         :return: flat histories, shape ``(..., size)``
         """
@@ -95,27 +101,32 @@ class HistoryLayout:
             _check_last_dim(part, width, name)
             if part.shape[-2] != self.history_length:
                 raise ValueError(f"{name} must hold {self.history_length} steps, got shape {tuple(part.shape)}")
-        _check_last_dim(mask, self.history_length, "mask")
+        for part, name in ((past_rew, "past rewards"), (mask, "mask")):
+            _check_last_dim(part, self.history_length, name)
         flat = [past.reshape(*past.shape[:-2], -1) for past in (past_obs, past_act)]
-        return _concat([current_obs, *flat, mask], axis=-1)
+        return _concat([current_obs, *flat, past_rew, mask], axis=-1)
 
-    def shift(self, x: Array, action: Array, next_obs: Array) -> Array:
+    def shift(self, x: Array, action: Array, reward: Array, next_obs: Array) -> Array:
         """
-        Advance histories by one step: drop the oldest pair, append ``(o_t, a_t)`` as a real entry and make
-        ``next_obs`` the current observation.
+        Advance histories by one step: drop the oldest step, append ``(o_t, a_t, r_t)`` as a real entry and
+        make ``next_obs`` the current observation.
 
         :param x: histories ``h_t``, shape ``(..., size)``
         :param action: actions ``a_t``, shape ``(..., act_dim)``
+        :param reward: rewards ``r_t``, shape ``(...)``
         :param next_obs: observations ``o_{t+1}``, shape ``(..., obs_dim)``
         :return: histories ``h_{t+1}``
         """
         _check_last_dim(action, self.act_dim, "action")
         _check_last_dim(next_obs, self.obs_dim, "next observation")
-        current_obs, past_obs, past_act, mask = self.split(x)
+        current_obs, past_obs, past_act, past_rew, mask = self.split(x)
+        if tuple(reward.shape) != tuple(mask.shape[:-1]):
+            raise ValueError(f"reward must have shape {tuple(mask.shape[:-1])} (one per history), got {tuple(reward.shape)}")
         past_obs = _concat([past_obs[..., 1:, :], current_obs[..., None, :]], axis=-2)
         past_act = _concat([past_act[..., 1:, :], action[..., None, :]], axis=-2)
+        past_rew = _concat([past_rew[..., 1:], reward[..., None]], axis=-1)
         mask = _concat([mask[..., 1:], _zeros(mask, (*mask.shape[:-1], 1)) + 1], axis=-1)
-        return self.join(next_obs, past_obs, past_act, mask)
+        return self.join(next_obs, past_obs, past_act, past_rew, mask)
 
     def initial(self, first_obs: Array) -> Array:
         """
@@ -141,7 +152,7 @@ class HistoryObservation(gym.Wrapper):
     ``reset`` starts a fresh history, hence histories never cross an episode boundary.
 
     :param env: environment with 1-D ``Box`` observation and action spaces
-    :param history_length: number ``L`` of past (observation, action) pairs kept
+    :param history_length: number ``L`` of past (observation, action, reward) steps kept
     """
 
     def __init__(self, env: gym.Env, history_length: int = 10):
@@ -164,7 +175,8 @@ class HistoryObservation(gym.Wrapper):
         checked_action = self._checked(action, self.history_layout.act_dim, "action")
         obs, reward, terminated, truncated, info = self.env.step(action)
         next_obs = self._checked(obs, self.history_layout.obs_dim, "observation")
-        self._history = self.history_layout.shift(self._history, checked_action, next_obs)
+        checked_reward = self._checked(np.reshape(reward, (1,)), 1, "reward")[0]
+        self._history = self.history_layout.shift(self._history, checked_action, checked_reward, next_obs)
         return self._history.copy(), reward, terminated, truncated, info
 
     @staticmethod
@@ -180,8 +192,9 @@ class HistoryObservation(gym.Wrapper):
 class HistoryEncoder(th.nn.Module):
     """
     ``concat(o_t, final GRU state)`` over the ``L`` past steps of a history. Each GRU step sees a whole
-    transition ``[o_k, a_k, o_{k+1} - o_k, 1]``, so inferring the task (which shows in how ``a_k`` moved the
-    observation) is one step's work rather than a comparison across steps the GRU must learn to remember.
+    transition ``[o_k, a_k, r_k, o_{k+1} - o_k, 1]``, so inferring the task (which shows in how ``a_k`` moved
+    the observation, or in the reward it earned) is one step's work rather than a comparison across steps
+    the GRU must learn to remember.
     Padded steps are multiplied by the mask, so the values stored in padded slots cannot change the output.
 
     :param history_layout: layout of the flat histories
@@ -192,7 +205,7 @@ class HistoryEncoder(th.nn.Module):
         super().__init__()
         self.history_layout = history_layout
         self.features_dim = history_layout.obs_dim + gru_units
-        self.gru = th.nn.GRU(2 * history_layout.obs_dim + history_layout.act_dim + 1, gru_units, batch_first=True)
+        self.gru = th.nn.GRU(2 * history_layout.obs_dim + history_layout.act_dim + 2, gru_units, batch_first=True)
 
     def forward(self, histories: th.Tensor, delta_scale: th.Tensor | None = None) -> th.Tensor:
         """
@@ -203,11 +216,11 @@ class HistoryEncoder(th.nn.Module):
             are often a few hundredths, too faint for the GRU to pick up through the model's loss)
         :return: ``concat(o_t, final GRU state)``, shape ``(..., features_dim)``
         """
-        current_obs, past_obs, past_act, mask = self.history_layout.split(histories)
+        current_obs, past_obs, past_act, past_rew, mask = self.history_layout.split(histories)
         batch = histories.shape[:-1]
         next_obs = th.cat([past_obs[..., 1:, :], current_obs.unsqueeze(-2)], dim=-2)
         deltas = next_obs - past_obs if delta_scale is None else (next_obs - past_obs) / delta_scale
-        steps = th.cat([past_obs, past_act, deltas, th.ones_like(mask).unsqueeze(-1)], dim=-1)
+        steps = th.cat([past_obs, past_act, past_rew.unsqueeze(-1), deltas, th.ones_like(mask).unsqueeze(-1)], dim=-1)
         steps = steps * mask.unsqueeze(-1)
         _, final_state = self.gru(steps.reshape(-1, *steps.shape[-2:]))
         return th.cat([current_obs, final_state[-1].reshape(*batch, -1)], dim=-1)

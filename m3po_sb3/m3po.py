@@ -312,7 +312,7 @@ class M3PO(SAC):
         size, layout = self.env_buffer.size(), self.history_layout
         assert layout is not None
         histories = self.env_buffer.observations[:size].reshape(-1, layout.size)
-        next_obs, _, past_actions, _ = layout.split(self.env_buffer.next_observations[:size].reshape(-1, layout.size))
+        next_obs, _, past_actions, _, _ = layout.split(self.env_buffer.next_observations[:size].reshape(-1, layout.size))
         return histories, past_actions[:, -1], next_obs, self.env_buffer.rewards[:size].reshape(-1)
 
     def train_dynamics(self) -> dict[str, Any]:

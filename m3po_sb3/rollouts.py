@@ -83,7 +83,7 @@ def branched_rollouts(
         histories, actions, env_actions, next_obs, rewards = (
             x[finite] for x in (histories, actions, env_actions, next_obs, rewards)
         )
-        next_histories = layout.shift(histories, env_actions, next_obs)
+        next_histories = layout.shift(histories, env_actions, rewards, next_obs)  # fictitious histories carry r̂
         dones = _terminated(termination_fn, next_obs)
         steps.append((histories, next_histories, actions, rewards, th.as_tensor(dones, device=rewards.device)))
         histories = next_histories[~steps[-1][-1]]

@@ -30,7 +30,7 @@ def switching_system(rng: np.random.Generator, episodes: int, steps: int = 100, 
             actions.append(action)
             next_obs.append(obs)
             rewards.append(c * action[0])
-            history = LAYOUT.shift(history, action, obs)
+            history = LAYOUT.shift(history, action, np.float32(rewards[-1]), obs)
     return np.array(histories), np.array(actions), np.array(next_obs), np.array(rewards, np.float32)
 
 

@@ -40,17 +40,20 @@ class CounterEnv(gym.Env):
         return self._get_obs(), float(self.t), self.t >= 5, False, {"t": self.t}
 
 
-def hand_built_history(layout: HistoryLayout, observations: list[np.ndarray], actions: list[np.ndarray]) -> np.ndarray:
+def hand_built_history(
+    layout: HistoryLayout, observations: list[np.ndarray], actions: list[np.ndarray], rewards: list[float]
+) -> np.ndarray:
     """History at step ``t = len(actions)`` of an episode, built from its definition."""
     length, t = layout.history_length, len(actions)
     past_obs = np.zeros((length, layout.obs_dim), np.float32)
     past_act = np.zeros((length, layout.act_dim), np.float32)
+    past_rew = np.zeros(length, np.float32)
     mask = np.zeros(length, np.float32)
     for slot in range(length):
         k = t - length + slot  # slot 0 is the oldest
         if k >= 0:
-            past_obs[slot], past_act[slot], mask[slot] = observations[k], actions[k], 1.0
-    return np.concatenate([observations[t], past_obs.ravel(), past_act.ravel(), mask])
+            past_obs[slot], past_act[slot], past_rew[slot], mask[slot] = observations[k], actions[k], rewards[k], 1.0
+    return np.concatenate([observations[t], past_obs.ravel(), past_act.ravel(), past_rew, mask])
 
 
 @pytest.mark.parametrize("make_env", [lambda: gym.make("Pendulum-v1"), CounterEnv], ids=["pendulum", "counter"])
@@ -60,16 +63,17 @@ def test_wrapper_matches_hand_built_histories_across_episodes(make_env):
     env.action_space.seed(0)
     for episode in range(2):
         history, _ = env.reset(seed=episode)
-        observations, actions = [env.unwrapped._get_obs()], []
+        observations, actions, rewards = [env.unwrapped._get_obs()], [], []
         # A fresh episode: nothing from the previous one survives.
-        np.testing.assert_array_equal(history, hand_built_history(layout, observations, actions))
+        np.testing.assert_array_equal(history, hand_built_history(layout, observations, actions, rewards))
         assert not history[layout.obs_dim :].any()
         for _ in range(5):
             action = env.action_space.sample()
             history, reward, terminated, truncated, info = env.step(action)
             observations.append(env.unwrapped._get_obs())
             actions.append(action)
-            np.testing.assert_allclose(history, hand_built_history(layout, observations, actions), rtol=0, atol=0)
+            rewards.append(reward)
+            np.testing.assert_allclose(history, hand_built_history(layout, observations, actions, rewards), rtol=0, atol=0)
         assert history.dtype == np.float32 and history.shape == env.observation_space.shape
 
 
@@ -85,7 +89,7 @@ def test_split_join_roundtrip_and_views():
     layout = HistoryLayout(obs_dim=3, act_dim=2, history_length=4)
     flat = np.random.default_rng(0).standard_normal((5, 7, layout.size)).astype(np.float32)
     parts = layout.split(flat)
-    assert [p.shape for p in parts] == [(5, 7, 3), (5, 7, 4, 3), (5, 7, 4, 2), (5, 7, 4)]
+    assert [p.shape for p in parts] == [(5, 7, 3), (5, 7, 4, 3), (5, 7, 4, 2), (5, 7, 4), (5, 7, 4)]
     assert all(np.shares_memory(p, flat) for p in parts)
     np.testing.assert_array_equal(layout.join(*parts), flat)
     tensor_parts = layout.split(th.as_tensor(flat))
@@ -97,14 +101,19 @@ def test_batched_shift_torch_equals_numpy_and_per_row():
     rng = np.random.default_rng(1)
     histories = rng.standard_normal((6, layout.size)).astype(np.float32)
     actions, next_obs = rng.standard_normal((6, 1)).astype(np.float32), rng.standard_normal((6, 2)).astype(np.float32)
-    shifted = layout.shift(histories, actions, next_obs)
-    shifted_torch = layout.shift(*map(th.as_tensor, (histories, actions, next_obs)))
+    rewards = rng.standard_normal(6).astype(np.float32)
+    shifted = layout.shift(histories, actions, rewards, next_obs)
+    shifted_torch = layout.shift(*map(th.as_tensor, (histories, actions, rewards, next_obs)))
     np.testing.assert_array_equal(shifted_torch.numpy(), shifted)
     for row in range(6):
-        np.testing.assert_array_equal(layout.shift(histories[row], actions[row], next_obs[row]), shifted[row])
-    current, past_obs, past_act, mask = layout.split(shifted)
+        np.testing.assert_array_equal(layout.shift(histories[row], actions[row], rewards[row], next_obs[row]), shifted[row])
+    current, past_obs, past_act, past_rew, mask = layout.split(shifted)
+    old_past_obs, old_past_rew = layout.split(histories)[1], layout.split(histories)[3]
+    np.testing.assert_array_equal(past_obs[:, :-1], old_past_obs[:, 1:])  # the oldest step dropped
+    np.testing.assert_array_equal(past_rew[:, :-1], old_past_rew[:, 1:])
     np.testing.assert_array_equal(past_obs[:, -1], layout.split(histories)[0])
     np.testing.assert_array_equal(past_act[:, -1], actions)
+    np.testing.assert_array_equal(past_rew[:, -1], rewards)
     np.testing.assert_array_equal(mask[:, -1], 1.0)
     np.testing.assert_array_equal(current, next_obs)
 
@@ -114,16 +123,17 @@ def test_extractor_ignores_padded_slots():
     th.manual_seed(0)
     extractor = HistoryFeaturesExtractor(spaces.Box(-np.inf, np.inf, (layout.size,)), layout, gru_units=4)
     assert extractor.features_dim == 3 + 4
-    current, past_obs, past_act, _ = layout.split(th.randn(8, layout.size))
+    current, past_obs, past_act, past_rew, _ = layout.split(th.randn(8, layout.size))
     mask = (th.arange(5) >= th.arange(8).unsqueeze(1) % 6).float()  # 0 to 5 padded (oldest) slots per row
     padded = (1 - mask).unsqueeze(-1)
-    clean = layout.join(current, past_obs * mask.unsqueeze(-1), past_act * mask.unsqueeze(-1), mask)
-    noisy = layout.join(current, past_obs + 1e3 * padded, past_act - 1e3 * padded, mask)
+    clean = layout.join(current, past_obs * mask.unsqueeze(-1), past_act * mask.unsqueeze(-1), past_rew * mask, mask)
+    noisy = layout.join(current, past_obs + 1e3 * padded, past_act - 1e3 * padded, past_rew + 1e3 * padded[..., 0], mask)
     features = extractor(clean)
     th.testing.assert_close(extractor(noisy), features)
     th.testing.assert_close(features[:, :3], current)
-    # Real entries do matter.
-    assert not th.allclose(extractor(layout.join(current, past_obs + 1.0, past_act, mask))[:7], features[:7])
+    # Real entries do matter, the rewards included (rows 0-6 have at least one real step).
+    assert not th.allclose(extractor(layout.join(current, past_obs + 1.0, past_act, past_rew, mask))[:7], features[:7])
+    assert not th.allclose(extractor(layout.join(current, past_obs, past_act, past_rew + 1.0, mask))[:7], features[:7])
 
 
 @pytest.mark.parametrize("algorithm", [SAC, PPO])
@@ -163,6 +173,8 @@ def test_bad_inputs_raise():
     with pytest.raises(ValueError, match="history must have last dimension"):
         layout.split(np.zeros(layout.size + 1))
     with pytest.raises(ValueError, match="action must have last dimension"):
-        layout.shift(np.zeros(layout.size), np.zeros(3), np.zeros(2))
+        layout.shift(np.zeros(layout.size), np.zeros(3), np.zeros(()), np.zeros(2))
+    with pytest.raises(ValueError, match="reward must have shape"):
+        layout.shift(np.zeros((2, layout.size)), np.zeros((2, 1)), np.zeros(3), np.zeros((2, 2)))
     with pytest.raises(ValueError, match="does not match the history layout"):
         HistoryFeaturesExtractor(spaces.Box(-1, 1, (4,)), layout)

@@ -48,10 +48,12 @@ def test_each_horizon_step_is_one_batched_call_and_histories_are_shifted():
     assert len(batch) == 18 and batch.n_dropped_nonfinite == 0 and batch.terminated_fraction == 0.0
     np.testing.assert_array_equal(batch.obs[:6], starts.numpy())
     np.testing.assert_allclose(batch.action, 0.5)  # stored normalised, as SB3's buffers hold actions
-    expected_next = LAYOUT.shift(batch.obs, np.ones((18, 1), np.float32), LAYOUT.split(batch.obs)[0] + [1.0, 0.0])
+    expected_next_obs = LAYOUT.split(batch.obs)[0] + [1.0, 0.0]
+    expected_next = LAYOUT.shift(batch.obs, np.ones((18, 1), np.float32), expected_next_obs[:, 0], expected_next_obs)
     np.testing.assert_allclose(batch.next_obs, expected_next)
     np.testing.assert_array_equal(batch.obs[6:12], batch.next_obs[:6])  # step 2 continues from step 1
     np.testing.assert_allclose(batch.reward, LAYOUT.split(batch.next_obs)[0][:, 0])
+    np.testing.assert_array_equal(LAYOUT.split(batch.next_obs)[3][:, -1], batch.reward)  # the predicted reward extends the history
 
 
 def test_terminated_rows_are_stored_once_and_stop_branching():
