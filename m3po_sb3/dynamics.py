@@ -49,6 +49,8 @@ _INITIAL_MIN_LOGVAR = -10.0
 _LOGVAR_BOUND_PENALTY = 0.01
 # MBPO's per-layer L2 penalties of its four hidden layers of 200 units and output layer (M2PO's model).
 MBPO_WEIGHT_DECAY = (2.5e-5, 5e-5, 7.5e-5, 7.5e-5, 1e-4)
+# MBPO's model besides its 7 members (seed A.9's M2PO): ``DynamicsModel`` arguments.
+MBPO_MODEL_KWARGS: dict[str, Any] = dict(num_elites=5, hidden_units=200, num_hidden_layers=4, weight_decay=MBPO_WEIGHT_DECAY)
 
 
 class EnsembleLinear(nn.Module):
@@ -265,7 +267,7 @@ class DynamicsModel(nn.Module):
         :param rng: source of the split, bootstraps and shuffling
         :return: ``holdout_nll`` and ``train_nll`` (at most ``max_holdout`` training rows) of the returned
             model's elites, ``holdout_mse`` of each member, ``elites``, ``epochs`` trained, ``best_epoch``
-            (0: the weights before this call) and ``holdout_curve`` (members' mean held-out NLL after each
+            (0: the weights before this call) and ``holdout_curve`` (each member's held-out MSE after each
             epoch, from 0)
         """
         tensors = self._as_tensors(histories, actions, next_obs, rewards)
@@ -278,8 +280,8 @@ class DynamicsModel(nn.Module):
         train = [x[permutation[n_holdout:]] for x in tensors]
         self._fit_normalisers(*train)
 
-        best_mse, nll = self._evaluate(*holdout)
-        curve = [nll.mean().item()]
+        best_mse, _ = self._evaluate(*holdout)
+        curve = [best_mse.tolist()]
         best_state, best_epoch = copy.deepcopy(self.state_dict()), 0
         bootstrap = rng.integers(len(train[0]), size=(self.ensemble_size, len(train[0])))
         epoch_rows = len(train[0]) if max_epoch_rows is None else min(max_epoch_rows, len(train[0]))
@@ -288,8 +290,8 @@ class DynamicsModel(nn.Module):
             epoch += 1
             order = th.as_tensor(rng.permuted(bootstrap, axis=1)[:, :epoch_rows], device=self.device)
             self._train_epoch(*train, order, batch_size)
-            mse, nll = self._evaluate(*holdout)
-            curve.append(nll.mean().item())
+            mse, _ = self._evaluate(*holdout)
+            curve.append(mse.tolist())
             improved = (best_mse - mse) / best_mse > improvement_threshold
             if improved.any():
                 best_mse = th.where(improved, mse, best_mse)
