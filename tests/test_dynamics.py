@@ -6,6 +6,7 @@ import torch as th
 
 from m3po_sb3.dynamics import DynamicsModel, EnsembleLinear, MetaDynamicsModel
 from m3po_sb3.history import HistoryLayout
+from hidden_task_systems import SYSTEMS, hidden_task_data
 
 LAYOUT = HistoryLayout(obs_dim=1, act_dim=1, history_length=4)
 
@@ -54,6 +55,22 @@ def test_meta_model_beats_non_adaptive_model_on_switching_system():
     print(f"held-out NLL: non-adaptive {test_nll[DynamicsModel]:.3f}, meta {test_nll[MetaDynamicsModel]:.3f}")
     # The non-adaptive model must average over c (NLL near 1); the meta-model infers it from the history.
     assert test_nll[MetaDynamicsModel] < test_nll[DynamicsModel] - 0.5
+
+
+@pytest.mark.parametrize("system", sorted(SYSTEMS))
+def test_meta_model_infers_hidden_task_from_history(system):
+    """A hidden action gain, a failed actuator, a reward sign: only the history tells them; the non-adaptive
+    model can but average over the tasks."""
+    train, test = hidden_task_data(system, np.random.default_rng(0), 20), hidden_task_data(system, np.random.default_rng(1), 10)
+    layout = SYSTEMS[system][1]
+    test_nll = {}
+    for model_class in (DynamicsModel, MetaDynamicsModel):
+        th.manual_seed(0)
+        model = model_class(layout, hidden_units=32, device="cpu")
+        model.fit(*train, batch_size=32, rng=np.random.default_rng(0))
+        test_nll[model_class] = model.nll(*test)
+    print(f"{system} held-out NLL: non-adaptive {test_nll[DynamicsModel]:.3f}, meta {test_nll[MetaDynamicsModel]:.3f}")
+    assert test_nll[MetaDynamicsModel] < test_nll[DynamicsModel] - MARGIN
 
 
 @pytest.mark.parametrize("model_class", [DynamicsModel, MetaDynamicsModel])
