@@ -133,6 +133,9 @@ class DynamicsModel(nn.Module):
             self.register_buffer(f"{name}_mean", th.zeros(size))
             self.register_buffer(f"{name}_std", th.ones(size))
         self.register_buffer("targets_standardised", th.tensor(False))  # target statistics fitted (once)
+        # Range of the real observations o_{t+1} seen in training: sampled observations are clipped into it.
+        self.register_buffer("obs_low", th.full((obs_dim,), -th.inf))
+        self.register_buffer("obs_high", th.full((obs_dim,), th.inf))
         self.register_buffer("elites", th.arange(num_elites))
 
         self.to(get_device(device))
@@ -195,8 +198,11 @@ class DynamicsModel(nn.Module):
         deterministic: bool = False,
     ) -> tuple[th.Tensor, th.Tensor]:
         """
-        Sample one step from a random elite member per row (MBPO's rollout scheme). Outputs are not
-        checked for finiteness: the caller filters rows it cannot use (e.g. with ``th.isfinite``).
+        Sample one step from a random elite member per row (MBPO's rollout scheme). The observation is
+        clipped into the range of the real ones seen in training: where the real dynamics clip (Pendulum's
+        angular velocity at ±8), a Gaussian's tail would otherwise carry rollouts where no real state goes.
+        Outputs are not checked for finiteness: the caller filters rows it cannot use (e.g. with
+        ``th.isfinite``); a NaN stays NaN through the clipping.
 
         :param histories: raw flat histories ``h_t``, shape ``(N, size)``, on the model's device
         :param actions: actions ``a_t``, shape ``(N, act_dim)``
@@ -212,7 +218,8 @@ class DynamicsModel(nn.Module):
             noise = th.randn(prediction.shape, generator=generator, device=self.device)
             prediction = prediction + th.exp(0.5 * logvar[members, rows]) * noise
         prediction = prediction * self.target_std + self.target_mean
-        return self.history_layout.split(histories)[0] + prediction[:, :-1], prediction[:, -1]
+        next_obs = th.clamp(self.history_layout.split(histories)[0] + prediction[:, :-1], self.obs_low, self.obs_high)
+        return next_obs, prediction[:, -1]
 
     @th.no_grad()
     def nll(self, histories: np.ndarray, actions: np.ndarray, next_obs: np.ndarray, rewards: np.ndarray) -> float:
@@ -279,6 +286,9 @@ class DynamicsModel(nn.Module):
         holdout = [x[permutation[:n_holdout]] for x in tensors]
         train = [x[permutation[n_holdout:]] for x in tensors]
         self._fit_normalisers(*train)
+        real_next_obs = self.history_layout.split(tensors[0])[0] + tensors[2][:, :-1]
+        self.obs_low.copy_(real_next_obs.min(dim=0).values)
+        self.obs_high.copy_(real_next_obs.max(dim=0).values)
 
         best_mse, _ = self._evaluate(*holdout)
         curve = [best_mse.tolist()]

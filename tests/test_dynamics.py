@@ -177,6 +177,16 @@ def test_sample_uses_one_elite_member_per_row():
     assert not th.allclose(noisy, next_obs)
 
 
+def test_sampled_observations_stay_within_the_real_ones_range():
+    histories, actions, next_obs, rewards = random_transitions(np.random.default_rng(0), 200)
+    next_obs = np.clip(next_obs, -0.5, 0.8)  # real dynamics that clip, like Pendulum's angular velocity
+    model = DynamicsModel(LAYOUT, hidden_units=16, device="cpu")
+    model.fit(histories, actions, next_obs, rewards, rng=np.random.default_rng(0), max_epochs=1)
+    far = th.as_tensor(random_transitions(np.random.default_rng(1), 500)[0]) * 5  # current observations far out
+    sampled, _ = model.sample(far, th.zeros(500, 1), th.Generator().manual_seed(0))
+    assert sampled.min() == pytest.approx(next_obs.min()) and sampled.max() == pytest.approx(next_obs.max())
+
+
 def test_ensemble_layer_matches_independent_members():
     layer = EnsembleLinear(3, 4, 5)
     x = th.randn(3, 7, 4)
