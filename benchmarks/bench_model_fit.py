@@ -1,10 +1,10 @@
 """Cost of a model fit as ``D_env`` grows (issue 8): the fit at 200 000 real transitions against the fit at
-20 000, with ``fit``'s default cap on the rows an epoch passes over (``max_epoch_rows``) and without it.
+20 000, with ``fit``'s default epochs of a fixed number of rows (``epoch_rows``) and with MBPO's one pass per epoch.
 
     python benchmarks/bench_model_fit.py [--env HalfCheetahFwdBwd-v0] [--small 20000] [--large 200000] [--seeds 0 1] [--hidden 400]
 
 Per seed: random-action transitions of the env; a fresh model (the same initial weights for every fit of a
-seed) is fit on the first ``--small`` of them, on all ``--large`` with the cap, and on all ``--large``
+seed) is fit on the first ``--small`` of them, on all ``--large`` with the default ``epoch_rows``, and on all ``--large``
 without it; each is scored on 5 000 transitions of another seed's episodes. Printed: seconds, epochs, test
 NLL per fit, and per seed the ratio large-capped / small (target <= 2) and the NLL of capped minus uncapped
 (target: within seed noise). Medians over seeds close the output.
@@ -80,7 +80,7 @@ def main() -> None:
         for name, rows, fit_kwargs in (
             ("small", args.small, {}),
             ("large capped", args.large, {}),
-            ("large uncapped", args.large, dict(max_epoch_rows=None)),
+            ("large uncapped", args.large, dict(epoch_rows=None)),
         ):
             model = new_model(layout, seed, args.hidden)
             seconds, epochs = timed_fit(model, tuple(x[:rows] for x in data), seed, **fit_kwargs)

@@ -21,8 +21,10 @@ Where this differs from MBPO, and why:
   statistics of the first fit, kept afterwards: refitting them rescales what every output unit means, and
   the previous weights, which the next fit starts from, become much worse. Inputs are refitted every fit,
   as MBPO and mbrl-lib do (their statistics move slowly as ``D_env`` grows).
-- An epoch passes over at most ``max_epoch_rows`` rows of each member's bootstrap (a fresh random window
-  each epoch), so a fit's cost stops growing with ``D_env`` (issue 8; MBPO bounds it with a time cap).
+- An epoch is a fixed number of rows (``epoch_rows``) of each member's bootstrap, a fresh random window of it
+  or several passes over it, instead of one pass: a fit's cost then stops growing with ``D_env`` (issue 8;
+  MBPO bounds it with a time cap), and on a small ``D_env`` the patience of 5 epochs is not a few dozen
+  updates, which ends the fit on the plateau before the meta-model's GRU starts to carry the task.
 - The meta-model feeds its GRU the observation changes in units of its ``Δo`` targets (see
   :class:`~m3po_sb3.history.HistoryEncoder`), as CaDM-style context encoders see normalised transitions.
 
@@ -248,7 +250,7 @@ class DynamicsModel(nn.Module):
         max_epochs: Optional[int] = None,
         max_epochs_since_update: int = 5,
         improvement_threshold: float = 0.01,
-        max_epoch_rows: Optional[int] = 20_000,
+        epoch_rows: Optional[int] = 20_000,
         rng: np.random.Generator,
     ) -> dict[str, Any]:
         """
@@ -269,8 +271,10 @@ class DynamicsModel(nn.Module):
         :param max_epochs: cap on the epochs; ``None``: none, the patience rule alone stops (MBPO)
         :param max_epochs_since_update: patience of the early stopping, in epochs
         :param improvement_threshold: relative decrease of a member's held-out MSE that counts as progress
-        :param max_epoch_rows: rows of its bootstrap each member sees per epoch; ``None``: all (MBPO). Bounds
-            the cost of an epoch, hence of a fit, as ``D_env`` grows
+        :param epoch_rows: rows of its bootstrap each member sees per epoch, a random window of it, or several
+            passes when the training split is smaller; ``None``: one pass (MBPO). A fixed amount of training per
+            epoch bounds the cost of a fit as ``D_env`` grows, and keeps the patience from ending a fit on a
+            small ``D_env`` after a few dozen updates, before the meta-model's GRU has learnt anything
         :param rng: source of the split, bootstraps and shuffling
         :return: ``holdout_nll`` and ``train_nll`` (at most ``max_holdout`` training rows) of the returned
             model's elites, ``holdout_mse`` of each member, ``elites``, ``epochs`` trained, ``best_epoch``
@@ -294,12 +298,11 @@ class DynamicsModel(nn.Module):
         curve = [best_mse.tolist()]
         best_state, best_epoch = copy.deepcopy(self.state_dict()), 0
         bootstrap = rng.integers(len(train[0]), size=(self.ensemble_size, len(train[0])))
-        epoch_rows = len(train[0]) if max_epoch_rows is None else min(max_epoch_rows, len(train[0]))
+        epoch_rows = len(train[0]) if epoch_rows is None else epoch_rows
         epoch = 0
         while max_epochs is None or epoch < max_epochs:
             epoch += 1
-            order = th.as_tensor(rng.permuted(bootstrap, axis=1)[:, :epoch_rows], device=self.device)
-            self._train_epoch(*train, order, batch_size)
+            self._train_epoch(*train, th.as_tensor(_epoch_order(bootstrap, epoch_rows, rng), device=self.device), batch_size)
             mse, _ = self._evaluate(*holdout)
             curve.append(mse.tolist())
             improved = (best_mse - mse) / best_mse > improvement_threshold
@@ -390,6 +393,16 @@ class DynamicsModel(nn.Module):
     def _nll(self, histories: th.Tensor, actions: th.Tensor, targets: th.Tensor) -> float:
         """Mean NLL of the elite members (:meth:`nll`)."""
         return self._evaluate(histories, actions, targets)[1][self.elites].mean().item()
+
+
+def _epoch_order(bootstrap: np.ndarray, rows: int, rng: np.random.Generator) -> np.ndarray:
+    """
+    :param bootstrap: each member's bootstrap indices, shape ``(B, n)``
+    :param rows: rows per member in the epoch
+    :return: shape ``(B, rows)``: consecutive independent shuffles of each member's bootstrap, cut at ``rows``
+    """
+    passes = -(-rows // bootstrap.shape[1])
+    return np.concatenate([rng.permuted(bootstrap, axis=1) for _ in range(passes)], axis=1)[:, :rows]
 
 
 def _gaussian_nll(mean: th.Tensor, logvar: th.Tensor, targets: th.Tensor) -> th.Tensor:

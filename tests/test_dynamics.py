@@ -99,7 +99,7 @@ def test_fit_stops_by_mbpo_patience_rule_restores_last_improvement_and_picks_eli
     data = random_transitions(np.random.default_rng(0), 60)
     th.manual_seed(0)
     model = MetaDynamicsModel(LAYOUT, ensemble_size=4, num_elites=2, hidden_units=64, learning_rate=1e-2, device="cpu")
-    info = model.fit(*data, holdout_ratio=0.5, batch_size=8, rng=np.random.default_rng(1))
+    info = model.fit(*data, holdout_ratio=0.5, batch_size=8, epoch_rows=None, rng=np.random.default_rng(1))
     curve = np.array(info["holdout_curve"])
     assert curve.shape == (info["epochs"] + 1, 4)
     # MBPO's rule: an epoch counts if some member's held-out MSE fell by more than 1 % of its best so far.
@@ -116,16 +116,17 @@ def test_fit_stops_by_mbpo_patience_rule_restores_last_improvement_and_picks_eli
     assert model.nll(*(x[holdout] for x in data)) == pytest.approx(info["holdout_nll"], rel=1e-6)
 
 
-def test_holdout_is_capped_and_epoch_rows_bound_the_updates():
+def test_holdout_is_capped_and_an_epoch_is_a_fixed_number_of_rows():
     data = random_transitions(np.random.default_rng(0), 400)
     model = DynamicsModel(LAYOUT, ensemble_size=2, hidden_units=16, device="cpu")
-    steps = []
-    model.optimizer.step = lambda *args, step=model.optimizer.step: steps.append(1) or step(*args)
-    model.fit(*data, holdout_ratio=0.5, max_holdout=50, batch_size=10, max_epochs=3, max_epoch_rows=100, rng=np.random.default_rng(0))
-    assert len(steps) == 3 * 100 / 10  # each epoch: 100 rows of the 350 training rows per member, 10 per batch
-    steps.clear()
-    model.fit(*data, holdout_ratio=0.5, max_holdout=50, batch_size=10, max_epochs=1, max_epoch_rows=None, rng=np.random.default_rng(0))
-    assert len(steps) == 35  # the whole training split: 400 - 50 held out
+    batches = []
+    model._loss = lambda mean, *args, loss=model._loss: batches.append(mean.shape[1]) or loss(mean, *args)
+    fit = dict(holdout_ratio=0.5, max_holdout=50, batch_size=10, rng=np.random.default_rng(0))
+    # 400 - 50 held out = 350 training rows: a window of 100 of them, one pass, or two passes cut at 700.
+    for epoch_rows, expected in ((100, 100), (None, 350), (700, 700)):
+        batches.clear()
+        model.fit(*data, max_epochs=3, epoch_rows=epoch_rows, **fit)
+        assert sum(batches) == 3 * expected and max(batches) == 10
 
 
 def test_refit_keeps_target_statistics_and_updates_input_statistics():
