@@ -7,8 +7,8 @@ Training follows MBPO (jannerm/mbpo ``bnn.py``) and mbrl-lib (``GaussianMLP``, `
 seed is silent:
 
 - each member trains on its own bootstrap of the training split; the holdout is at most 5 000 rows;
-- no epoch cap: training stops once no member's held-out MSE has improved by 1 % (relative) for 5 epochs,
-  and the ``E`` members with the lowest held-out MSE are the *elites* that rollouts sample from.
+- no epoch cap: training stops once no member's held-out error has improved by 1 % (relative) for 5 epochs,
+  and the ``E`` members with the lowest held-out error are the *elites* that rollouts sample from.
 
 Where this differs from MBPO, and why:
 
@@ -21,6 +21,10 @@ Where this differs from MBPO, and why:
   statistics of the first fit, kept afterwards: refitting them rescales what every output unit means, and
   the previous weights, which the next fit starts from, become much worse. Inputs are refitted every fit,
   as MBPO and mbrl-lib do (their statistics move slowly as ``D_env`` grows).
+- The held-out error is the geometric mean over output dimensions of the mean squared error, not MBPO's
+  arithmetic mean: with targets as unequally predictable as a noisy reward and near-deterministic
+  observation changes, a 1 % gain of the arithmetic mean is a gain on the least predictable output alone, and
+  fits stopped while the observation errors were still falling fast. For one output they are the same rule.
 - An epoch is a fixed number of rows (``epoch_rows``) of each member's bootstrap, a fresh random window of it
   or several passes over it, instead of one pass: a fit's cost then stops growing with ``D_env`` (issue 8;
   MBPO bounds it with a time cap), and on a small ``D_env`` the patience of 5 epochs is not a few dozen
@@ -256,7 +260,8 @@ class DynamicsModel(nn.Module):
         """
         Maximum-likelihood training, MBPO's way (module docstring), starting from the current weights: a
         random holdout split; each member trains on its own bootstrap of the training split; after every
-        epoch each member's held-out MSE is measured, and training stops once no member has improved by
+        epoch each member's held-out error (geometric mean over outputs of the mean squared error of the
+        normalised targets) is measured, and training stops once no member has improved by
         ``improvement_threshold`` (relative) for ``max_epochs_since_update`` epochs. The model of the last
         epoch at which some member improved (the weights before this call included) is restored and its
         ``num_elites`` best members on the holdout become the elites.
@@ -270,16 +275,16 @@ class DynamicsModel(nn.Module):
         :param batch_size: minibatch size per member
         :param max_epochs: cap on the epochs; ``None``: none, the patience rule alone stops (MBPO)
         :param max_epochs_since_update: patience of the early stopping, in epochs
-        :param improvement_threshold: relative decrease of a member's held-out MSE that counts as progress
+        :param improvement_threshold: relative decrease of a member's held-out error that counts as progress
         :param epoch_rows: rows of its bootstrap each member sees per epoch, a random window of it, or several
             passes when the training split is smaller; ``None``: one pass (MBPO). A fixed amount of training per
             epoch bounds the cost of a fit as ``D_env`` grows, and keeps the patience from ending a fit on a
             small ``D_env`` after a few dozen updates, before the meta-model's GRU has learnt anything
         :param rng: source of the split, bootstraps and shuffling
         :return: ``holdout_nll`` and ``train_nll`` (at most ``max_holdout`` training rows) of the returned
-            model's elites, ``holdout_mse`` of each member, ``elites``, ``epochs`` trained, ``best_epoch``
-            (0: the weights before this call) and ``holdout_curve`` (each member's held-out MSE after each
-            epoch, from 0)
+            model's elites, ``holdout_score`` of each member, ``elites``, ``epochs`` trained, ``best_epoch``
+            (0: the weights before this call) and ``holdout_curve`` (each member's held-out score, the log of
+            its error, after each epoch, from 0)
         """
         tensors = self._as_tensors(histories, actions, next_obs, rewards)
         n = len(tensors[0])
@@ -294,8 +299,8 @@ class DynamicsModel(nn.Module):
         self.obs_low.copy_(real_next_obs.min(dim=0).values)
         self.obs_high.copy_(real_next_obs.max(dim=0).values)
 
-        best_mse, _ = self._evaluate(*holdout)
-        curve = [best_mse.tolist()]
+        best_score, _ = self._evaluate(*holdout)
+        curve = [best_score.tolist()]
         best_state, best_epoch = copy.deepcopy(self.state_dict()), 0
         bootstrap = rng.integers(len(train[0]), size=(self.ensemble_size, len(train[0])))
         epoch_rows = len(train[0]) if epoch_rows is None else epoch_rows
@@ -303,21 +308,21 @@ class DynamicsModel(nn.Module):
         while max_epochs is None or epoch < max_epochs:
             epoch += 1
             self._train_epoch(*train, th.as_tensor(_epoch_order(bootstrap, epoch_rows, rng), device=self.device), batch_size)
-            mse, _ = self._evaluate(*holdout)
-            curve.append(mse.tolist())
-            improved = (best_mse - mse) / best_mse > improvement_threshold
+            score, _ = self._evaluate(*holdout)
+            curve.append(score.tolist())
+            improved = best_score - score > -math.log(1.0 - improvement_threshold)
             if improved.any():
-                best_mse = th.where(improved, mse, best_mse)
+                best_score = th.where(improved, score, best_score)
                 best_state, best_epoch = copy.deepcopy(self.state_dict()), epoch
             elif epoch - best_epoch >= max_epochs_since_update:
                 break
         self.load_state_dict(best_state)
-        holdout_mse, _ = self._evaluate(*holdout)
-        self.elites.copy_(holdout_mse.argsort()[: self.num_elites].sort().values)
+        holdout_score, _ = self._evaluate(*holdout)
+        self.elites.copy_(holdout_score.argsort()[: self.num_elites].sort().values)
         return dict(
             holdout_nll=self._nll(*holdout),
             train_nll=self._nll(*(x[:max_holdout] for x in train)),
-            holdout_mse=holdout_mse.tolist(),
+            holdout_score=holdout_score.tolist(),
             elites=self.elites.tolist(),
             epochs=epoch,
             best_epoch=best_epoch,
@@ -377,18 +382,19 @@ class DynamicsModel(nn.Module):
     @th.no_grad()
     def _evaluate(self, histories: th.Tensor, actions: th.Tensor, targets: th.Tensor, chunk_size: int = 8192) -> tuple[th.Tensor, th.Tensor]:
         """
-        :return: each member's mean squared error of the normalised targets (MBPO's holdout score) and its
-            mean Gaussian NLL in the original units, each shape ``(B,)``
+        :return: each member's held-out score, the mean over output dimensions of the log of its mean squared
+            error (module docstring), and its mean Gaussian NLL in the original units, each shape ``(B,)``
         """
-        squared_error = th.zeros(self.ensemble_size, device=self.device)
+        squared_error = th.zeros(self.ensemble_size, self.target_dim, device=self.device)
         nll = th.zeros(self.ensemble_size, device=self.device)
         for start in range(0, len(histories), chunk_size):
             mean, logvar = self(histories[start : start + chunk_size], actions[start : start + chunk_size])
             normalised = (targets[start : start + chunk_size] - self.target_mean) / self.target_std
-            squared_error += ((mean - normalised) ** 2).sum(dim=(1, 2))
+            squared_error += ((mean - normalised) ** 2).sum(dim=1)
             nll += _gaussian_nll(mean, logvar, normalised).sum(dim=(1, 2))
         # The density of the raw targets is the normalised one divided by the scale.
-        return squared_error / targets.numel(), nll / targets.numel() + self.target_std.log().mean()
+        score = (squared_error / len(targets)).log().mean(dim=1)
+        return score, nll / targets.numel() + self.target_std.log().mean()
 
     def _nll(self, histories: th.Tensor, actions: th.Tensor, targets: th.Tensor) -> float:
         """Mean NLL of the elite members (:meth:`nll`)."""

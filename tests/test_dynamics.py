@@ -102,18 +102,26 @@ def test_fit_stops_by_mbpo_patience_rule_restores_last_improvement_and_picks_eli
     info = model.fit(*data, holdout_ratio=0.5, batch_size=8, epoch_rows=None, rng=np.random.default_rng(1))
     curve = np.array(info["holdout_curve"])
     assert curve.shape == (info["epochs"] + 1, 4)
-    # MBPO's rule: an epoch counts if some member's held-out MSE fell by more than 1 % of its best so far.
+    # MBPO's rule: an epoch counts if some member's held-out error fell by more than 1 % of its best so far
+    # (the curve holds the log of the errors).
     best, last_improvement = curve[0].copy(), 0
     for epoch in range(1, len(curve)):
-        improved = (best - curve[epoch]) / best > 0.01
+        improved = np.exp(curve[epoch] - best) < 0.99
         if improved.any():
             best[improved], last_improvement = curve[epoch][improved], epoch
     assert info["best_epoch"] == last_improvement and info["epochs"] == last_improvement + 5
     # The model of that epoch is restored, and its two best members on the holdout are the elites.
-    np.testing.assert_allclose(info["holdout_mse"], curve[last_improvement], rtol=1e-5)
+    np.testing.assert_allclose(info["holdout_score"], curve[last_improvement], rtol=1e-5)
     assert info["elites"] == sorted(np.argsort(curve[last_improvement])[:2].tolist()) == model.elites.tolist()
     holdout = np.random.default_rng(1).permutation(60)[:30]  # fit holds out the first rows of its permutation
-    assert model.nll(*(x[holdout] for x in data)) == pytest.approx(info["holdout_nll"], rel=1e-6)
+    histories, actions, next_obs, rewards = (x[holdout] for x in data)
+    assert model.nll(histories, actions, next_obs, rewards) == pytest.approx(info["holdout_nll"], rel=1e-6)
+    # The error: geometric mean over the outputs (Δo, r) of each member's mean squared error.
+    targets = th.as_tensor(np.concatenate([next_obs - histories[:, :1], rewards[:, None]], axis=1))
+    with th.no_grad():
+        mean, _ = model(th.as_tensor(histories), th.as_tensor(actions))
+    squared_error = ((mean - (targets - model.target_mean) / model.target_std) ** 2).mean(dim=1)
+    np.testing.assert_allclose(np.exp(info["holdout_score"]), squared_error.prod(dim=1).sqrt().numpy(), rtol=1e-4)
 
 
 def test_holdout_is_capped_and_an_epoch_is_a_fixed_number_of_rows():
