@@ -19,16 +19,18 @@ Where this differs from MBPO, and why:
   trainer does.
 - Targets are standardised (the reward and ``Δo`` have very different scales; MBPO leaves them raw) with the
   statistics of the first fit, kept afterwards: refitting them rescales what every output unit means, and
-  the previous weights, which the next fit starts from, become much worse. Inputs are refitted every fit,
+  the previous weights, which the next fit starts from, become much worse (issue 9 measured their held-out
+  NLL jump to 10–213 on Pendulum). Inputs are refitted every fit,
   as MBPO and mbrl-lib do (their statistics move slowly as ``D_env`` grows).
 - The held-out error is the geometric mean over output dimensions of the mean squared error, not MBPO's
   arithmetic mean: with targets as unequally predictable as a noisy reward and near-deterministic
-  observation changes, a 1 % gain of the arithmetic mean is a gain on the least predictable output alone, and
-  fits stopped while the observation errors were still falling fast. For one output they are the same rule.
+  observation changes, a 1 % gain of the arithmetic mean is in effect a gain on the least predictable
+  output alone, and fits can stop while the other errors still fall. For one output the rules are the same.
 - An epoch is a fixed number of rows (``epoch_rows``) of each member's bootstrap, a fresh random window of it
   or several passes over it, instead of one pass: a fit's cost then stops growing with ``D_env`` (issue 8;
   MBPO bounds it with a time cap), and on a small ``D_env`` the patience of 5 epochs is not a few dozen
   updates, which ends the fit on the plateau before the meta-model's GRU starts to carry the task.
+- Sampled observations are clipped into the range of the real ones seen in training (:meth:`sample`).
 - The meta-model feeds its GRU the observation changes in units of its ``Δo`` targets (see
   :class:`~m3po_sb3.history.HistoryEncoder`), as CaDM-style context encoders see normalised transitions.
 
