@@ -56,6 +56,8 @@ _INITIAL_MAX_LOGVAR = 0.5
 _INITIAL_MIN_LOGVAR = -10.0
 _LOGVAR_BOUND_PENALTY = 0.01
 # MBPO's per-layer L2 penalties of its four hidden layers of 200 units and output layer (M2PO's model).
+# At most this many passes over a small training split make one epoch (see ``DynamicsModel.fit``).
+_MAX_PASSES_PER_EPOCH = 10
 MBPO_WEIGHT_DECAY = (2.5e-5, 5e-5, 7.5e-5, 7.5e-5, 1e-4)
 # MBPO's model besides its 7 members (seed A.9's M2PO): ``DynamicsModel`` arguments.
 MBPO_MODEL_KWARGS: dict[str, Any] = dict(num_elites=5, hidden_units=200, num_hidden_layers=4, weight_decay=MBPO_WEIGHT_DECAY)
@@ -279,7 +281,7 @@ class DynamicsModel(nn.Module):
         :param max_epochs_since_update: patience of the early stopping, in epochs
         :param improvement_threshold: relative decrease of a member's held-out error that counts as progress
         :param epoch_rows: rows of its bootstrap each member sees per epoch, a random window of it, or several
-            passes when the training split is smaller; ``None``: one pass (MBPO). A fixed amount of training per
+            passes (at most 10) when the training split is smaller; ``None``: one pass (MBPO). A fixed amount of training per
             epoch bounds the cost of a fit as ``D_env`` grows, and keeps the patience from ending a fit on a
             small ``D_env`` after a few dozen updates, before the meta-model's GRU has learnt anything
         :param rng: source of the split, bootstraps and shuffling
@@ -305,7 +307,7 @@ class DynamicsModel(nn.Module):
         curve = [best_score.tolist()]
         best_state, best_epoch = copy.deepcopy(self.state_dict()), 0
         bootstrap = rng.integers(len(train[0]), size=(self.ensemble_size, len(train[0])))
-        epoch_rows = len(train[0]) if epoch_rows is None else epoch_rows
+        epoch_rows = len(train[0]) if epoch_rows is None else min(epoch_rows, _MAX_PASSES_PER_EPOCH * len(train[0]))
         epoch = 0
         while max_epochs is None or epoch < max_epochs:
             epoch += 1

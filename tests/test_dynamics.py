@@ -140,8 +140,9 @@ def test_holdout_is_capped_and_an_epoch_is_a_fixed_number_of_rows():
     batches = []
     model._loss = lambda mean, *args, loss=model._loss: batches.append(mean.shape[1]) or loss(mean, *args)
     fit = dict(holdout_ratio=0.5, max_holdout=50, batch_size=10, rng=np.random.default_rng(0))
-    # 400 - 50 held out = 350 training rows: a window of 100 of them, one pass, or two passes cut at 700.
-    for epoch_rows, expected in ((100, 100), (None, 350), (700, 700)):
+    # 400 - 50 held out = 350 training rows: a window of 100 of them, one pass, two passes cut at 700, or at
+    # most ten passes.
+    for epoch_rows, expected in ((100, 100), (None, 350), (700, 700), (10**6, 3500)):
         batches.clear()
         model.fit(*data, max_epochs=3, epoch_rows=epoch_rows, **fit)
         assert sum(batches) == 3 * expected and max(batches) == 10
