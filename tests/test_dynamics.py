@@ -50,7 +50,9 @@ def test_meta_model_beats_non_adaptive_model_on_switching_system():
     for model_class in (DynamicsModel, MetaDynamicsModel):
         th.manual_seed(0)
         model = model_class(LAYOUT, hidden_units=64, device="cpu")
-        model.fit(*train, rng=np.random.default_rng(0), batch_size=64, max_epochs=40, max_epochs_since_update=10)
+        # One pass per epoch: 40 of them are enough here. With the default 20 000-row epochs the meta-model
+        # overfits this small set, whose test episodes drift beyond the training observations (issue 9, open).
+        model.fit(*train, rng=np.random.default_rng(0), batch_size=64, max_epochs=40, max_epochs_since_update=10, epoch_rows=None)
         test_nll[model_class] = model.nll(*test)
     print(f"held-out NLL: non-adaptive {test_nll[DynamicsModel]:.3f}, meta {test_nll[MetaDynamicsModel]:.3f}")
     # The non-adaptive model must average over c (NLL near 1); the meta-model infers it from the history.
