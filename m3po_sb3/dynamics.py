@@ -26,10 +26,11 @@ Where this differs from MBPO, and why:
   arithmetic mean: with targets as unequally predictable as a noisy reward and near-deterministic
   observation changes, a 1 % gain of the arithmetic mean is in effect a gain on the least predictable
   output alone, and fits can stop while the other errors still fall. For one output the rules are the same.
-- An epoch is a fixed number of rows (``epoch_rows``) of each member's bootstrap, a fresh random window of it
-  or several passes over it, instead of one pass: a fit's cost then stops growing with ``D_env`` (issue 8;
-  MBPO bounds it with a time cap), and on a small ``D_env`` the patience of 5 epochs is not a few dozen
-  updates, which ends the fit on the plateau before the meta-model's GRU starts to carry the task.
+- An epoch is one pass over each member's bootstrap, as MBPO's, but at most ``epoch_rows`` rows of it (a
+  fresh random window): a fit's cost then stops growing with ``D_env`` (issue 8; MBPO bounds it with a time
+  cap). Several passes per epoch on a small ``D_env`` (``max_passes_per_epoch``) keep the patience from
+  ending a fit after a few dozen updates, but made the meta-model overfit on a small switching system
+  (held-out NLL 42.5 against 0.9 for one pass) and multiplied the cost of a fit; they are opt-in.
 - Sampled observations are clipped into the range of the real ones seen in training (:meth:`sample`).
 - The meta-model feeds its GRU the observation changes in units of its ``Δo`` targets (see
   :class:`~m3po_sb3.history.HistoryEncoder`), as CaDM-style context encoders see normalised transitions.
@@ -56,8 +57,6 @@ _INITIAL_MAX_LOGVAR = 0.5
 _INITIAL_MIN_LOGVAR = -10.0
 _LOGVAR_BOUND_PENALTY = 0.01
 # MBPO's per-layer L2 penalties of its four hidden layers of 200 units and output layer (M2PO's model).
-# At most this many passes over a small training split make one epoch (see ``DynamicsModel.fit``).
-_MAX_PASSES_PER_EPOCH = 10
 MBPO_WEIGHT_DECAY = (2.5e-5, 5e-5, 7.5e-5, 7.5e-5, 1e-4)
 # MBPO's model besides its 7 members (seed A.9's M2PO): ``DynamicsModel`` arguments.
 MBPO_MODEL_KWARGS: dict[str, Any] = dict(num_elites=5, hidden_units=200, num_hidden_layers=4, weight_decay=MBPO_WEIGHT_DECAY)
@@ -259,6 +258,7 @@ class DynamicsModel(nn.Module):
         max_epochs_since_update: int = 5,
         improvement_threshold: float = 0.01,
         epoch_rows: Optional[int] = 20_000,
+        max_passes_per_epoch: int = 1,
         rng: np.random.Generator,
     ) -> dict[str, Any]:
         """
@@ -280,10 +280,11 @@ class DynamicsModel(nn.Module):
         :param max_epochs: cap on the epochs; ``None``: none, the patience rule alone stops (MBPO)
         :param max_epochs_since_update: patience of the early stopping, in epochs
         :param improvement_threshold: relative decrease of a member's held-out error that counts as progress
-        :param epoch_rows: rows of its bootstrap each member sees per epoch, a random window of it, or several
-            passes (at most 10) when the training split is smaller; ``None``: one pass (MBPO). A fixed amount of training per
-            epoch bounds the cost of a fit as ``D_env`` grows, and keeps the patience from ending a fit on a
-            small ``D_env`` after a few dozen updates, before the meta-model's GRU has learnt anything
+        :param epoch_rows: cap on the rows of its bootstrap each member sees per epoch (a random window of it);
+            ``None``: no cap. It bounds the cost of a fit as ``D_env`` grows
+        :param max_passes_per_epoch: passes over a training split smaller than ``epoch_rows`` that make one
+            epoch (1: MBPO's epoch); more keeps the patience from ending a fit on a small ``D_env`` after a few
+            dozen updates, at the risk of overfitting (module docstring)
         :param rng: source of the split, bootstraps and shuffling
         :return: ``holdout_nll`` and ``train_nll`` (at most ``max_holdout`` training rows) of the returned
             model's elites, ``holdout_score`` of each member, ``elites``, ``epochs`` trained, ``best_epoch``
@@ -307,7 +308,7 @@ class DynamicsModel(nn.Module):
         curve = [best_score.tolist()]
         best_state, best_epoch = copy.deepcopy(self.state_dict()), 0
         bootstrap = rng.integers(len(train[0]), size=(self.ensemble_size, len(train[0])))
-        epoch_rows = len(train[0]) if epoch_rows is None else min(epoch_rows, _MAX_PASSES_PER_EPOCH * len(train[0]))
+        epoch_rows = len(train[0]) if epoch_rows is None else min(epoch_rows, max_passes_per_epoch * len(train[0]))
         epoch = 0
         while max_epochs is None or epoch < max_epochs:
             epoch += 1
