@@ -314,7 +314,7 @@ def main() -> None:
     parser.add_argument("--episode-steps", type=int, default=1000)
     parser.add_argument("--task-switch-seconds", type=float, default=2.0)
     parser.add_argument("--history-length", type=int, default=10)
-X
+    parser.add_argument("--hidden-units", type=int, default=200, help="width of the models' 2 hidden layers (Table 2: 400)")
     parser.add_argument("--gru-units", type=int, default=5)
     parser.add_argument("--max-epochs", type=int, default=100)
     parser.add_argument("--gait-candidates", type=int, default=100)
