@@ -285,7 +285,7 @@ def evaluate_seed(
         start = time.perf_counter()
         info = model.fit(*train.model_data(oracle), rng=np.random.default_rng(seed), **fit_kwargs)
         if verbose:
-            print(f"  seed {seed} {name}: {info['epochs']} epochs (best {info['best_epoch']}), held-out NLL {info['holdout_nll']:.3f}, {time.perf_counter() - start:.0f} s")
+            print(f"seed {seed} {name}: {info['epochs']} epochs (best {info['best_epoch']}), held-out NLL {info['holdout_nll']:.3f}, {time.perf_counter() - start:.0f} s", flush=True)
         histories, actions, _, rewards = test.model_data(oracle)
         errors, nll = reward_errors(model, histories, actions, rewards)
         results[name] = np.stack([by_steps_since_switch(errors, test.steps_since_switch), by_steps_since_switch(nll, test.steps_since_switch)])
@@ -330,19 +330,11 @@ def main() -> None:
     collect_kwargs = dict(episode_steps=args.episode_steps, task_switch_seconds=args.task_switch_seconds, history_length=args.history_length)
     per_seed = []
     for seed in args.seeds:
-        per_seed.append(
-            evaluate_seed(
-                gaits,
-                seed,
-                args.train_episodes,
-                args.test_episodes,
-                model_kwargs,
-                dict(max_epochs=args.max_epochs),
-                collect_kwargs,
-                gru_units=args.gru_units,
-                verbose=True,
-            )
+        result = evaluate_seed(
+            gaits, seed, args.train_episodes, args.test_episodes, model_kwargs, dict(max_epochs=args.max_epochs), collect_kwargs, args.gru_units, verbose=True
         )
+        per_seed.append(result)
+        print(format_table(f"seed {seed}: reward MAE", [result], 0, MODELS), flush=True)
     print(f"\n{ENV_ID}, {len(args.seeds)} seeds, mean [min, max] over seeds; columns: steps since the last direction change")
     print(format_table("reward MAE", per_seed, 0, MODELS))
     print()
