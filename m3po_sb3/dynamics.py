@@ -3,20 +3,36 @@
 Both are MBPO-style ensembles of ``B`` Gaussian MLPs predicting ``(o_{t+1} - o_t, r_t)``; they differ only in
 :meth:`DynamicsModel._encode`, the features of the history the ensemble conditions on besides ``a_t``.
 
-Design choices:
+Training follows MBPO (jannerm/mbpo ``bnn.py``) and mbrl-lib (``GaussianMLP``, ``ModelTrainer``) wherever the
+seed is silent:
 
-- One ensemble tensor per layer (weights ``(B, in, out)``, one ``baddbmm`` for all members).
-- Inputs (observations, actions) and targets are normalised with statistics of the training split, kept as
-  registered buffers so ``state_dict`` carries them.
+- each member trains on its own bootstrap of the training split; the holdout is at most 5 000 rows;
+- no epoch cap: training stops once no member's held-out MSE has improved by 1 % (relative) for 5 epochs,
+  and the ``E`` members with the lowest held-out MSE are the *elites* that rollouts sample from.
+
+Where this differs from MBPO, and why:
+
 - The meta-model's GRU is shared by the members: the paper specifies one GRU of five units, a history is
   then encoded once per row (not ``B`` times) for the batched rollouts, and ``nn.GRU`` is reused as is.
-  Ensemble diversity comes from the members' MLPs and bootstrapped batches.
-- Because the GRU is shared, early stopping keeps the best *whole model* (mean held-out NLL over members);
-  restoring members separately, as MBPO does, would pair heads with a GRU from another epoch.
+  MBPO restores each member's best epoch separately, which would pair heads with a GRU from another epoch;
+  the best *whole model* (the last epoch at which some member improved) is restored instead, as mbrl-lib's
+  trainer does.
+- Targets are standardised (the reward and ``Δo`` have very different scales; MBPO leaves them raw) with the
+  statistics of the first fit, kept afterwards: refitting them rescales what every output unit means, and
+  the previous weights, which the next fit starts from, become much worse. Inputs are refitted every fit,
+  as MBPO and mbrl-lib do (their statistics move slowly as ``D_env`` grows).
+- An epoch passes over at most ``max_epoch_rows`` rows of each member's bootstrap (a fresh random window
+  each epoch), so a fit's cost stops growing with ``D_env`` (issue 8; MBPO bounds it with a time cap).
+- The meta-model feeds its GRU the observation changes in units of its ``Δo`` targets (see
+  :class:`~m3po_sb3.history.HistoryEncoder`), as CaDM-style context encoders see normalised transitions.
+
+Ensemble weights are one tensor per layer (``(B, in, out)``, one ``baddbmm`` for all members). Normalisers
+and the elites are registered buffers, so ``state_dict`` carries them.
 """
 
 import copy
 import math
+from collections.abc import Sequence
 from typing import Any, Optional, Union
 
 import numpy as np
@@ -31,6 +47,10 @@ from m3po_sb3.history import HistoryEncoder, HistoryLayout
 _INITIAL_MAX_LOGVAR = 0.5
 _INITIAL_MIN_LOGVAR = -10.0
 _LOGVAR_BOUND_PENALTY = 0.01
+# MBPO's per-layer L2 penalties of its four hidden layers of 200 units and output layer (M2PO's model).
+MBPO_WEIGHT_DECAY = (2.5e-5, 5e-5, 7.5e-5, 7.5e-5, 1e-4)
+# MBPO's model besides its 7 members (seed A.9's M2PO): ``DynamicsModel`` arguments.
+MBPO_MODEL_KWARGS: dict[str, Any] = dict(num_elites=5, hidden_units=200, num_hidden_layers=4, weight_decay=MBPO_WEIGHT_DECAY)
 
 
 class EnsembleLinear(nn.Module):
@@ -62,10 +82,13 @@ class DynamicsModel(nn.Module):
 
     :param history_layout: layout of the flat histories the model receives
     :param ensemble_size: number ``B`` of members
+    :param num_elites: number ``E`` of members rollouts sample from, the best on held-out data after each fit
+        (MBPO: 5 of 7); ``None``: all members
     :param hidden_units: width of the hidden swish layers
     :param num_hidden_layers: number of hidden layers
     :param learning_rate: Adam learning rate
-    :param weight_decay: L2 penalty on the ensemble weights (MBPO uses 2.5e-5 to 1e-4 per layer)
+    :param weight_decay: L2 penalty on the ensemble weights, one value for all layers or one per layer
+        (``num_hidden_layers + 1`` values, e.g. :data:`MBPO_WEIGHT_DECAY`)
     :param device: torch device, ``"auto"`` picks CUDA when available
     :param history_encoder: encoder a subclass applies in :meth:`_encode`; its ``features_dim`` sizes the
         ensemble input. ``None``: the ensemble sees ``o_t`` alone.
@@ -75,14 +98,21 @@ class DynamicsModel(nn.Module):
         self,
         history_layout: HistoryLayout,
         ensemble_size: int = 3,
+        num_elites: Optional[int] = None,
         hidden_units: int = 400,
         num_hidden_layers: int = 2,
         learning_rate: float = 1e-3,
-        weight_decay: float = 5e-5,
+        weight_decay: Union[float, Sequence[float]] = 5e-5,
         device: Union[th.device, str] = "auto",
         history_encoder: Optional[HistoryEncoder] = None,
     ):
         super().__init__()
+        num_elites = ensemble_size if num_elites is None else num_elites
+        if not 1 <= num_elites <= ensemble_size:
+            raise ValueError(f"num_elites must lie in [1, ensemble_size={ensemble_size}], got {num_elites}")
+        decays = [weight_decay] * (num_hidden_layers + 1) if isinstance(weight_decay, (int, float)) else list(weight_decay)
+        if len(decays) != num_hidden_layers + 1:
+            raise ValueError(f"weight_decay needs one value per layer ({num_hidden_layers + 1}), got {len(decays)}")
         self.history_layout = history_layout
         self.ensemble_size = ensemble_size
         self.history_encoder = history_encoder
@@ -102,17 +132,23 @@ class DynamicsModel(nn.Module):
         for name, size in (("obs", obs_dim), ("act", act_dim), ("target", self.target_dim)):
             self.register_buffer(f"{name}_mean", th.zeros(size))
             self.register_buffer(f"{name}_std", th.ones(size))
+        self.register_buffer("targets_standardised", th.tensor(False))  # target statistics fitted (once)
+        self.register_buffer("elites", th.arange(num_elites))
 
         self.to(get_device(device))
-        decayed = [module.weight for module in self.ensemble if isinstance(module, EnsembleLinear)]
-        others = [param for param in self.parameters() if all(param is not weight for weight in decayed)]
-        self.optimizer = th.optim.Adam(
-            [dict(params=decayed, weight_decay=weight_decay), dict(params=others, weight_decay=0.0)], lr=learning_rate
-        )
+        weights = [module.weight for module in self.ensemble if isinstance(module, EnsembleLinear)]
+        others = [param for param in self.parameters() if all(param is not weight for weight in weights)]
+        groups = [dict(params=[weight], weight_decay=decay) for weight, decay in zip(weights, decays)]
+        self.optimizer = th.optim.Adam([*groups, dict(params=others, weight_decay=0.0)], lr=learning_rate)
 
     @property
     def device(self) -> th.device:
         return self.max_logvar.device
+
+    @property
+    def num_elites(self) -> int:
+        """Number ``E`` of elite members."""
+        return len(self.elites)
 
     def _encode(self, histories: th.Tensor) -> th.Tensor:
         """
@@ -159,7 +195,7 @@ class DynamicsModel(nn.Module):
         deterministic: bool = False,
     ) -> tuple[th.Tensor, th.Tensor]:
         """
-        Sample one step from a random ensemble member per row (MBPO's rollout scheme). Outputs are not
+        Sample one step from a random elite member per row (MBPO's rollout scheme). Outputs are not
         checked for finiteness: the caller filters rows it cannot use (e.g. with ``th.isfinite``).
 
         :param histories: raw flat histories ``h_t``, shape ``(N, size)``, on the model's device
@@ -170,7 +206,7 @@ class DynamicsModel(nn.Module):
         """
         mean, logvar = self(histories, actions)
         rows = th.arange(mean.shape[1], device=self.device)
-        members = th.randint(self.ensemble_size, (mean.shape[1],), generator=generator, device=self.device)
+        members = self.elites[th.randint(self.num_elites, (mean.shape[1],), generator=generator, device=self.device)]
         prediction = mean[members, rows]
         if not deterministic:
             noise = th.randn(prediction.shape, generator=generator, device=self.device)
@@ -182,7 +218,7 @@ class DynamicsModel(nn.Module):
     def nll(self, histories: np.ndarray, actions: np.ndarray, next_obs: np.ndarray, rewards: np.ndarray) -> float:
         """
         Gaussian negative log-likelihood of real transitions (the paper's ε_m estimate, Fig. 11), in the
-        original units, averaged over transitions, output dimensions and members.
+        original units, averaged over transitions, output dimensions and elite members.
 
         :param histories: flat histories ``h_t``, shape ``(N, size)``
         :param actions: actions ``a_t``, shape ``(N, act_dim)``
@@ -200,51 +236,79 @@ class DynamicsModel(nn.Module):
         rewards: np.ndarray,
         *,
         holdout_ratio: float = 0.2,
+        max_holdout: int = 5000,
         batch_size: int = 256,
-        max_epochs: int = 100,
+        max_epochs: Optional[int] = None,
         max_epochs_since_update: int = 5,
+        improvement_threshold: float = 0.01,
+        max_epoch_rows: Optional[int] = 20_000,
         rng: np.random.Generator,
     ) -> dict[str, Any]:
         """
-        Maximum-likelihood training with a random holdout split: each member trains on its own bootstrap of
-        the training split; after every epoch the held-out NLL (:meth:`nll`) is measured, and training stops
-        once it has not improved for ``max_epochs_since_update`` epochs. The best model seen (the weights
-        before this call included) is restored. Normalisers are refitted on the training split.
+        Maximum-likelihood training, MBPO's way (module docstring), starting from the current weights: a
+        random holdout split; each member trains on its own bootstrap of the training split; after every
+        epoch each member's held-out MSE is measured, and training stops once no member has improved by
+        ``improvement_threshold`` (relative) for ``max_epochs_since_update`` epochs. The model of the last
+        epoch at which some member improved (the weights before this call included) is restored and its
+        ``num_elites`` best members on the holdout become the elites.
 
         :param histories: flat histories ``h_t``, shape ``(N, size)``
         :param actions: actions ``a_t``, shape ``(N, act_dim)``
         :param next_obs: observations ``o_{t+1}``, shape ``(N, obs_dim)``
         :param rewards: rewards ``r_t``, shape ``(N,)``
-        :param holdout_ratio: fraction of the transitions held out for early stopping
+        :param holdout_ratio: fraction of the transitions held out for early stopping and the elites
+        :param max_holdout: cap on the held-out rows (MBPO's 5 000)
         :param batch_size: minibatch size per member
-        :param max_epochs: upper bound on the training epochs
+        :param max_epochs: cap on the epochs; ``None``: none, the patience rule alone stops (MBPO)
         :param max_epochs_since_update: patience of the early stopping, in epochs
+        :param improvement_threshold: relative decrease of a member's held-out MSE that counts as progress
+        :param max_epoch_rows: rows of its bootstrap each member sees per epoch; ``None``: all (MBPO). Bounds
+            the cost of an epoch, hence of a fit, as ``D_env`` grows
         :param rng: source of the split, bootstraps and shuffling
-        :return: ``holdout_nll`` and ``train_nll`` of the returned model, ``epochs`` trained, ``best_epoch``
-            (0: the weights before this call) and ``holdout_curve`` (held-out NLL after each epoch, from 0)
+        :return: ``holdout_nll`` and ``train_nll`` (at most ``max_holdout`` training rows) of the returned
+            model's elites, ``holdout_mse`` of each member, ``elites``, ``epochs`` trained, ``best_epoch``
+            (0: the weights before this call) and ``holdout_curve`` (each member's held-out MSE after each
+            epoch, from 0)
         """
         tensors = self._as_tensors(histories, actions, next_obs, rewards)
-        n_holdout = int(len(tensors[0]) * holdout_ratio)
-        if not 0 < n_holdout < len(tensors[0]):
-            raise ValueError(f"holdout_ratio={holdout_ratio} leaves no holdout or no training data for {len(tensors[0])} transitions")
-        permutation = th.as_tensor(rng.permutation(len(tensors[0])), device=self.device)
+        n = len(tensors[0])
+        n_holdout = min(int(n * holdout_ratio), max_holdout)
+        if not 0 < n_holdout < n:
+            raise ValueError(f"holdout_ratio={holdout_ratio} leaves no holdout or no training data for {n} transitions")
+        permutation = th.as_tensor(rng.permutation(n), device=self.device)
         holdout = [x[permutation[:n_holdout]] for x in tensors]
         train = [x[permutation[n_holdout:]] for x in tensors]
         self._fit_normalisers(*train)
 
-        curve = [self._nll(*holdout)]
+        best_mse, _ = self._evaluate(*holdout)
+        curve = [best_mse.tolist()]
         best_state, best_epoch = copy.deepcopy(self.state_dict()), 0
         bootstrap = rng.integers(len(train[0]), size=(self.ensemble_size, len(train[0])))
-        for epoch in range(1, max_epochs + 1):
-            self._train_epoch(*train, th.as_tensor(rng.permuted(bootstrap, axis=1), device=self.device), batch_size)
-            curve.append(self._nll(*holdout))
-            if curve[-1] < curve[best_epoch]:
+        epoch_rows = len(train[0]) if max_epoch_rows is None else min(max_epoch_rows, len(train[0]))
+        epoch = 0
+        while max_epochs is None or epoch < max_epochs:
+            epoch += 1
+            order = th.as_tensor(rng.permuted(bootstrap, axis=1)[:, :epoch_rows], device=self.device)
+            self._train_epoch(*train, order, batch_size)
+            mse, _ = self._evaluate(*holdout)
+            curve.append(mse.tolist())
+            improved = (best_mse - mse) / best_mse > improvement_threshold
+            if improved.any():
+                best_mse = th.where(improved, mse, best_mse)
                 best_state, best_epoch = copy.deepcopy(self.state_dict()), epoch
-            if epoch - best_epoch >= max_epochs_since_update:
+            elif epoch - best_epoch >= max_epochs_since_update:
                 break
         self.load_state_dict(best_state)
+        holdout_mse, _ = self._evaluate(*holdout)
+        self.elites.copy_(holdout_mse.argsort()[: self.num_elites].sort().values)
         return dict(
-            holdout_nll=self._nll(*holdout), train_nll=self._nll(*train), epochs=len(curve) - 1, best_epoch=best_epoch, holdout_curve=curve
+            holdout_nll=self._nll(*holdout),
+            train_nll=self._nll(*(x[:max_holdout] for x in train)),
+            holdout_mse=holdout_mse.tolist(),
+            elites=self.elites.tolist(),
+            epochs=epoch,
+            best_epoch=best_epoch,
+            holdout_curve=curve,
         )
 
     def _as_tensors(
@@ -266,14 +330,19 @@ class DynamicsModel(nn.Module):
         return h, a, targets
 
     def _fit_normalisers(self, histories: th.Tensor, actions: th.Tensor, targets: th.Tensor) -> None:
-        for name, data in (("obs", self.history_layout.split(histories)[0]), ("act", actions), ("target", targets)):
-            getattr(self, f"{name}_mean").copy_(data.mean(dim=0))
-            std = data.std(dim=0) if len(data) > 1 else th.ones_like(data[0])
+        """Refit the input statistics; the target statistics only at the first fit (module docstring)."""
+        data = dict(obs=self.history_layout.split(histories)[0], act=actions)
+        if not self.targets_standardised:
+            data["target"] = targets
+            self.targets_standardised.fill_(True)
+        for name, values in data.items():
+            getattr(self, f"{name}_mean").copy_(values.mean(dim=0))
+            std = values.std(dim=0) if len(values) > 1 else th.ones_like(values[0])
             # A constant input or target keeps unit scale instead of blowing up.
             getattr(self, f"{name}_std").copy_(th.where(std < 1e-6, th.ones_like(std), std))
 
     def _train_epoch(self, histories: th.Tensor, actions: th.Tensor, targets: th.Tensor, member_indices: th.Tensor, batch_size: int) -> None:
-        """One pass over the training split; ``member_indices (B, n)`` gives each member's sample order."""
+        """One pass over ``member_indices (B, n)``, each member's rows of the training split in order."""
         targets = (targets - self.target_mean) / self.target_std
         epoch_loss = th.zeros((), device=self.device)
         for start in range(0, member_indices.shape[1], batch_size):
@@ -293,14 +362,24 @@ class DynamicsModel(nn.Module):
         return nll + _LOGVAR_BOUND_PENALTY * (self.max_logvar.sum() - self.min_logvar.sum())
 
     @th.no_grad()
-    def _nll(self, histories: th.Tensor, actions: th.Tensor, targets: th.Tensor, chunk_size: int = 8192) -> float:
-        total = 0.0
+    def _evaluate(self, histories: th.Tensor, actions: th.Tensor, targets: th.Tensor, chunk_size: int = 8192) -> tuple[th.Tensor, th.Tensor]:
+        """
+        :return: each member's mean squared error of the normalised targets (MBPO's holdout score) and its
+            mean Gaussian NLL in the original units, each shape ``(B,)``
+        """
+        squared_error = th.zeros(self.ensemble_size, device=self.device)
+        nll = th.zeros(self.ensemble_size, device=self.device)
         for start in range(0, len(histories), chunk_size):
             mean, logvar = self(histories[start : start + chunk_size], actions[start : start + chunk_size])
             normalised = (targets[start : start + chunk_size] - self.target_mean) / self.target_std
-            total += _gaussian_nll(mean, logvar, normalised).mean(dim=0).sum().item()
+            squared_error += ((mean - normalised) ** 2).sum(dim=(1, 2))
+            nll += _gaussian_nll(mean, logvar, normalised).sum(dim=(1, 2))
         # The density of the raw targets is the normalised one divided by the scale.
-        return total / targets.numel() + self.target_std.log().mean().item()
+        return squared_error / targets.numel(), nll / targets.numel() + self.target_std.log().mean()
+
+    def _nll(self, histories: th.Tensor, actions: th.Tensor, targets: th.Tensor) -> float:
+        """Mean NLL of the elite members (:meth:`nll`)."""
+        return self._evaluate(histories, actions, targets)[1][self.elites].mean().item()
 
 
 def _gaussian_nll(mean: th.Tensor, logvar: th.Tensor, targets: th.Tensor) -> th.Tensor:
@@ -322,5 +401,8 @@ class MetaDynamicsModel(DynamicsModel):
         super().__init__(history_layout, history_encoder=HistoryEncoder(history_layout, gru_units), **kwargs)
 
     def _encode(self, histories: th.Tensor) -> th.Tensor:
-        """:return: ``concat(o_t, final GRU state)`` of the normalised histories"""
-        return self.history_encoder(histories)
+        """
+        :return: ``concat(o_t, final GRU state)`` of the normalised histories; the GRU sees the observation
+            changes in units of the ``Δo`` targets' spread
+        """
+        return self.history_encoder(histories, delta_scale=self.target_std[:-1] / self.obs_std)

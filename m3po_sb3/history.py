@@ -207,11 +207,20 @@ class HistoryEncoder(th.nn.Module):
         self.features_dim = history_layout.obs_dim + gru_units
         self.gru = th.nn.GRU(2 * history_layout.obs_dim + history_layout.act_dim + 2, gru_units, batch_first=True)
 
-    def forward(self, histories: th.Tensor) -> th.Tensor:
+    def forward(self, histories: th.Tensor, delta_scale: th.Tensor | None = None) -> th.Tensor:
+        """
+        :param histories: flat histories, shape ``(..., size)``
+        :param delta_scale: divides the observation changes ``o_{k+1} - o_k`` fed to the GRU, shape
+            ``(obs_dim,)``; ``None``: 1. The meta-model passes the scale of its ``Δo`` targets, so that the
+            changes an action causes reach the GRU at unit scale (in units of the observations' spread they
+            are often a few hundredths, too faint for the GRU to pick up through the model's loss)
+        :return: ``concat(o_t, final GRU state)``, shape ``(..., features_dim)``
+        """
         current_obs, past_obs, past_act, past_rew, mask = self.history_layout.split(histories)
         batch = histories.shape[:-1]
         next_obs = th.cat([past_obs[..., 1:, :], current_obs.unsqueeze(-2)], dim=-2)
-        steps = th.cat([past_obs, past_act, past_rew.unsqueeze(-1), next_obs - past_obs, th.ones_like(mask).unsqueeze(-1)], dim=-1)
+        deltas = next_obs - past_obs if delta_scale is None else (next_obs - past_obs) / delta_scale
+        steps = th.cat([past_obs, past_act, past_rew.unsqueeze(-1), deltas, th.ones_like(mask).unsqueeze(-1)], dim=-1)
         steps = steps * mask.unsqueeze(-1)
         _, final_state = self.gru(steps.reshape(-1, *steps.shape[-2:]))
         return th.cat([current_obs, final_state[-1].reshape(*batch, -1)], dim=-1)

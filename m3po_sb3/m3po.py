@@ -31,7 +31,7 @@ from stable_baselines3.common.vec_env import VecEnv
 from stable_baselines3.sac.policies import SACPolicy
 
 from m3po_sb3.buffers import HybridReplayBuffer, ModelReplayBuffer
-from m3po_sb3.dynamics import DynamicsModel, MetaDynamicsModel
+from m3po_sb3.dynamics import MBPO_MODEL_KWARGS, DynamicsModel, MetaDynamicsModel
 from m3po_sb3.history import HistoryLayout, HistoryObservation, history_policy_kwargs
 from m3po_sb3.rollouts import RolloutBatch, TerminationFn, branched_rollouts
 
@@ -271,6 +271,7 @@ class M3PO(SAC):
         progress_bar: bool = False,
     ) -> tuple[int, BaseCallback]:
         total_timesteps, callback = super()._setup_learn(total_timesteps, callback, reset_num_timesteps, tb_log_name, progress_bar)
+        self._check_env_buffer()
         # Looked up once per ``learn``: the env may have been replaced by ``set_env`` or ``load``.
         self.termination_fn = self._env_termination_fn()
         return total_timesteps, callback
@@ -321,6 +322,7 @@ class M3PO(SAC):
 
         :return: the statistics of the model's ``fit``
         """
+        self._check_env_buffer()
         stats = self.dynamics_model.fit(
             *self.env_transitions(), rng=np.random.default_rng(np.random.randint(2**31)), **self.model_fit_kwargs
         )
@@ -330,6 +332,21 @@ class M3PO(SAC):
             self.logger.record(f"model/{key}", stats[key])
         self.last_model_fit_stats = stats
         return stats
+
+    def _check_env_buffer(self) -> None:
+        """
+        ``D_env`` must hold every real step taken (up to its size): the model is fit on it and rollouts start
+        from it. A loaded agent whose ``D_env`` was not loaded would otherwise refit on the few steps seen
+        since and roll out from them.
+        """
+        expected = min(self.num_timesteps, self.env_buffer_size)
+        if self.env_buffer.size() < expected:
+            raise ValueError(
+                f"M3PO: D_env holds {self.env_buffer.size()} real transitions but the agent has taken {self.num_timesteps} "
+                f"steps (expected {expected}): a loaded agent needs its D_env, saved with agent.save_env_buffer(path) and "
+                "restored with agent.load_env_buffer(path) before learn(); or learn(..., reset_num_timesteps=True) starts "
+                "the schedule over, the model then refit once learning_starts new real steps are collected"
+            )
 
     def rollout_dynamics(self, n_rollouts: int) -> RolloutBatch:
         """
@@ -410,10 +427,29 @@ class M3PO(SAC):
 class M2PO(M3PO):
     """
     M2PO (seed A.9): M3PO with a non-adaptive model, MBPO's ensemble of Gaussian networks on ``(o_t, a_t)``
-    alone. The policy and critics stay history-conditioned. Arguments as :class:`M3PO`.
+    alone (by default MBPO's: 7 members, 5 elites, four hidden layers of 200). The policy and critics stay
+    history-conditioned. Arguments as :class:`M3PO`.
     """
 
     dynamics_model_class = DynamicsModel
+
+    def __init__(
+        self,
+        policy: str | type[SACPolicy],
+        env: GymEnv | str | None,
+        *,
+        ensemble_size: int = 7,
+        model_kwargs: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ):
+        """
+        :param ensemble_size: ``B``, MBPO's 7 members
+        :param model_kwargs: default MBPO's model (:data:`MBPO_MODEL_KWARGS`: 5 elites, 4 hidden layers of
+            200 units, per-layer weight decay)
+        :param kwargs: the other arguments of :class:`M3PO`
+        """
+        model_kwargs = dict(MBPO_MODEL_KWARGS) if model_kwargs is None else model_kwargs
+        super().__init__(policy, env, ensemble_size=ensemble_size, model_kwargs=model_kwargs, **kwargs)
 
 
 def _history_env(env: GymEnv | str, history_length: int | None, verbose: int) -> tuple[GymEnv, HistoryLayout]:

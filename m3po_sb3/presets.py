@@ -22,10 +22,13 @@ HumanoidDirec-v0           500    20     150 → 250
 HalfCheetah-fwd-bwd's M = 1e3, G = 40 are also stated in the text. Common to all: N = 200, E = 1000, k = 1,
 L = 10, B = 3, GRU of 5 units, MLPs of two hidden layers of 400 swish units (policy, critics and model).
 ``D_model`` keeps one epoch of rollouts (``M·E·k``, as MBPO's default retention) and ``D_env`` all the real
-data of a run (``N·E``).
+data of a run (``N·E``). M2PO's model is MBPO's (``m2po_ensemble_size``, ``m2po_model_kwargs``: 7 members, 5
+elites, four hidden layers of 200), as seed A.9 states.
 """
 
 from typing import Any
+
+from m3po_sb3.dynamics import MBPO_MODEL_KWARGS
 
 # Rows of Table 2 shared by every env.
 TABLE2: dict[str, Any] = dict(
@@ -38,6 +41,9 @@ TABLE2: dict[str, Any] = dict(
     net_arch=(400, 400),
     model_kwargs=dict(hidden_units=400, num_hidden_layers=2),
     env_buffer_size=200 * 1000,
+    # M2PO's model is MBPO's (seed A.9), not Table 2's B and sizes.
+    m2po_ensemble_size=7,
+    m2po_model_kwargs=MBPO_MODEL_KWARGS,
     batch_size=256,  # SAC's minibatch (not in Table 2: SAC's and MBPO's default)
 )
 
@@ -56,7 +62,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         epoch_length=250,
         net_arch=(64, 64),
         model_kwargs=dict(hidden_units=64, num_hidden_layers=2),
-        model_fit_kwargs=dict(max_epochs=20),
+        m2po_model_kwargs=dict(MBPO_MODEL_KWARGS, hidden_units=64),
         env_buffer_size=10 * 250,
         rollouts_per_step=20,
         rollout_every=50,

@@ -108,8 +108,11 @@ def make_agent(algo: str, env: HistoryObservation, config: dict[str, Any], seed:
         raise ValueError("m3po-h needs a beta schedule: this preset has none, pass --hybrid-schedule A B")
     agent_class = M2PO if algo == "m2po" else M3PO
     model_kwargs = dict(config["model_kwargs"])
+    ensemble_size = config["ensemble_size"]
     if agent_class is M3PO:  # the meta-model's GRU is the policy's size (M2PO's model has none)
         model_kwargs["gru_units"] = config["gru_units"]
+    else:  # MBPO's model (seed A.9)
+        ensemble_size, model_kwargs = config["m2po_ensemble_size"], dict(config["m2po_model_kwargs"])
     return agent_class(
         "MlpPolicy",
         env,
@@ -118,7 +121,7 @@ def make_agent(algo: str, env: HistoryObservation, config: dict[str, Any], seed:
         rollouts_per_step=config["rollouts_per_step"],
         rollout_length=config["rollout_length"],
         rollout_every=config.get("rollout_every", 1),
-        ensemble_size=config["ensemble_size"],
+        ensemble_size=ensemble_size,
         model_kwargs=model_kwargs,
         model_fit_kwargs=config.get("model_fit_kwargs"),
         hybrid_schedule=config["hybrid_schedule"] if algo == "m3po-h" else None,

@@ -77,28 +77,59 @@ def test_state_dict_roundtrip_keeps_normalisers_and_predictions(model_class):
         th.testing.assert_close(copy, original, rtol=0, atol=0)
 
 
-def test_early_stopping_restores_best_weights():
-    # Few noisy transitions and a large learning rate: the held-out NLL gets worse once the model overfits.
+def test_fit_stops_by_mbpo_patience_rule_restores_last_improvement_and_picks_elites():
+    # Few noisy transitions and a large learning rate: the held-out error gets worse once the model overfits.
     data = random_transitions(np.random.default_rng(0), 60)
     th.manual_seed(0)
-    model = MetaDynamicsModel(LAYOUT, hidden_units=64, learning_rate=1e-2, device="cpu")
-    info = model.fit(*data, holdout_ratio=0.5, batch_size=8, max_epochs=40, max_epochs_since_update=10, rng=np.random.default_rng(1))
-    curve = info["holdout_curve"]
-    assert info["epochs"] == len(curve) - 1
-    assert info["best_epoch"] < info["epochs"] and curve[-1] > min(curve)
-    # fit holds out the first transitions of a permutation drawn from its rng.
-    holdout = np.random.default_rng(1).permutation(60)[:30]
-    returned_nll = model.nll(*(x[holdout] for x in data))
-    assert returned_nll == pytest.approx(min(curve), rel=1e-5) == pytest.approx(curve[info["best_epoch"]], rel=1e-5)
-    assert info["holdout_nll"] == pytest.approx(returned_nll, rel=1e-6)
+    model = MetaDynamicsModel(LAYOUT, ensemble_size=4, num_elites=2, hidden_units=64, learning_rate=1e-2, device="cpu")
+    info = model.fit(*data, holdout_ratio=0.5, batch_size=8, rng=np.random.default_rng(1))
+    curve = np.array(info["holdout_curve"])
+    assert curve.shape == (info["epochs"] + 1, 4)
+    # MBPO's rule: an epoch counts if some member's held-out MSE fell by more than 1 % of its best so far.
+    best, last_improvement = curve[0].copy(), 0
+    for epoch in range(1, len(curve)):
+        improved = (best - curve[epoch]) / best > 0.01
+        if improved.any():
+            best[improved], last_improvement = curve[epoch][improved], epoch
+    assert info["best_epoch"] == last_improvement and info["epochs"] == last_improvement + 5
+    # The model of that epoch is restored, and its two best members on the holdout are the elites.
+    np.testing.assert_allclose(info["holdout_mse"], curve[last_improvement], rtol=1e-5)
+    assert info["elites"] == sorted(np.argsort(curve[last_improvement])[:2].tolist()) == model.elites.tolist()
+    holdout = np.random.default_rng(1).permutation(60)[:30]  # fit holds out the first rows of its permutation
+    assert model.nll(*(x[holdout] for x in data)) == pytest.approx(info["holdout_nll"], rel=1e-6)
 
 
-def test_early_stopping_stops_after_patience():
-    data = random_transitions(np.random.default_rng(0), 60)
-    th.manual_seed(0)
-    model = DynamicsModel(LAYOUT, hidden_units=64, learning_rate=1e-2, device="cpu")
-    info = model.fit(*data, holdout_ratio=0.5, batch_size=8, max_epochs=200, max_epochs_since_update=3, rng=np.random.default_rng(1))
-    assert info["epochs"] == info["best_epoch"] + 3 < 200
+def test_holdout_is_capped_and_epoch_rows_bound_the_updates():
+    data = random_transitions(np.random.default_rng(0), 400)
+    model = DynamicsModel(LAYOUT, ensemble_size=2, hidden_units=16, device="cpu")
+    steps = []
+    model.optimizer.step = lambda *args, step=model.optimizer.step: steps.append(1) or step(*args)
+    model.fit(*data, holdout_ratio=0.5, max_holdout=50, batch_size=10, max_epochs=3, max_epoch_rows=100, rng=np.random.default_rng(0))
+    assert len(steps) == 3 * 100 / 10  # each epoch: 100 rows of the 350 training rows per member, 10 per batch
+    steps.clear()
+    model.fit(*data, holdout_ratio=0.5, max_holdout=50, batch_size=10, max_epochs=1, max_epoch_rows=None, rng=np.random.default_rng(0))
+    assert len(steps) == 35  # the whole training split: 400 - 50 held out
+
+
+def test_refit_keeps_target_statistics_and_updates_input_statistics():
+    layout = HistoryLayout(obs_dim=3, act_dim=2, history_length=2)
+    first, second = random_transitions(np.random.default_rng(0), 200, layout), random_transitions(np.random.default_rng(1), 200, layout)
+    model = DynamicsModel(layout, hidden_units=16, device="cpu")
+    model.fit(*first, rng=np.random.default_rng(0), max_epochs=1)
+    target_stats = (model.target_mean.clone(), model.target_std.clone())
+    model.fit(second[0] * 3 + 1, second[1] * 0.5, second[2] * 10, second[3] * 10, rng=np.random.default_rng(0), max_epochs=1)
+    # Inputs follow the data; targets keep the scale the weights were trained for.
+    train_rows = np.random.default_rng(0).permutation(200)[40:]
+    np.testing.assert_allclose(model.act_std.numpy(), (second[1] * 0.5)[train_rows].std(axis=0, ddof=1), rtol=1e-4)
+    for kept, before in zip((model.target_mean, model.target_std), target_stats):
+        assert th.equal(kept, before)
+
+
+def test_bad_elite_counts_and_weight_decays_raise():
+    with pytest.raises(ValueError, match="num_elites"):
+        DynamicsModel(LAYOUT, ensemble_size=3, num_elites=4, device="cpu")
+    with pytest.raises(ValueError, match="weight_decay needs one value per layer"):
+        DynamicsModel(LAYOUT, num_hidden_layers=2, weight_decay=(1e-4, 1e-4), device="cpu")
 
 
 def test_log_variance_stays_within_learned_bounds():
@@ -112,8 +143,8 @@ def test_log_variance_stays_within_learned_bounds():
     assert th.all(model.max_logvar > model.min_logvar)
 
 
-def test_sample_uses_one_member_per_row():
-    model = DynamicsModel(LAYOUT, hidden_units=16, device="cpu")
+def test_sample_uses_one_elite_member_per_row():
+    model = DynamicsModel(LAYOUT, ensemble_size=4, num_elites=2, hidden_units=16, device="cpu")
     model.fit(*random_transitions(np.random.default_rng(0), 100), rng=np.random.default_rng(0), max_epochs=1)
     histories = th.as_tensor(random_transitions(np.random.default_rng(1), 1)[0]).repeat(300, 1)
     actions = th.full((300, 1), 0.5)
@@ -124,7 +155,7 @@ def test_sample_uses_one_member_per_row():
     outputs = th.cat([next_obs - histories[:, :1], reward[:, None]], dim=1)
     member_of_row = th.cdist(outputs, member_means).argmin(dim=1)
     th.testing.assert_close(outputs, member_means[member_of_row])
-    assert set(member_of_row.tolist()) == {0, 1, 2}
+    assert set(member_of_row.tolist()) == set(model.elites.tolist()) and len(model.elites) == 2
     noisy, _ = model.sample(histories, actions, th.Generator().manual_seed(0))
     assert not th.allclose(noisy, next_obs)
 

@@ -166,13 +166,16 @@ def test_save_load_restores_policy_critics_and_model_and_training_continues(tmp_
     assert loaded.last_model_fit_stats["epochs"] >= 1
 
 
-def test_loaded_agent_without_buffers_continues_training(tmp_path):
+def test_loaded_agent_without_d_env_fails_clearly_unless_its_schedule_starts_over(tmp_path):
     agent = make_agent()
     agent.learn(25)
     agent.save(tmp_path / "agent.zip")
     loaded = M3PO.load(tmp_path / "agent.zip", env=make_env(), device="cpu")
-    loaded.learn(5, reset_num_timesteps=False)  # D_model is refilled from the first new real step
-    assert loaded._n_updates == agent._n_updates + 2 * 5
+    # Without D_env the model would refit on the steps seen since and roll out from them.
+    with pytest.raises(ValueError, match=r"D_env holds 0 real transitions but the agent has taken 25 steps.*load_env_buffer"):
+        loaded.learn(5, reset_num_timesteps=False)
+    loaded.learn(25, reset_num_timesteps=True)  # a fresh schedule: D_env refills before the model's first fit
+    assert loaded.num_timesteps == 25 and loaded.env_buffer.size() == 25 and loaded.last_model_fit_stats
 
 
 def test_an_env_id_is_made_and_wrapped():
