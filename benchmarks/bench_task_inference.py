@@ -14,8 +14,8 @@ switches per episode than the default 15 s). Three models are fitted on the same
 - ``oracle``: ``DynamicsModel`` on the env's ``task_in_obs=True`` observation, which carries the direction.
 
 On held-out episodes the script prints, per number of steps since the last direction change (a redraw that
-keeps the direction is no change), the mean absolute error of the reward predicted by the ensemble mean, and
-the reward's Gaussian NLL (mean over members, original units), as mean [min, max] over seeds. The row
+keeps the direction is no change), the mean absolute error of the reward predicted by the elite members' mean, and
+the reward's Gaussian NLL (mean over the elite members, original units), as mean [min, max] over seeds. The row
 ``oracle, direction averaged`` is the oracle's prediction averaged over both directions: the level of a model
 that knows the dynamics but not the direction. Steps before an episode's first direction change are left out.
 """
@@ -217,14 +217,14 @@ def collect(
 @th.no_grad()
 def reward_errors(model: DynamicsModel, histories: np.ndarray, actions: np.ndarray, rewards: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """
-    Per transition: absolute error of the ensemble-mean reward, and the reward's Gaussian NLL averaged over
-    members, both in the reward's original units.
+    Per transition: absolute error of the reward's mean over the elite members (those rollouts sample from),
+    and the reward's Gaussian NLL averaged over them, both in the reward's original units.
 
     :return: ``(absolute_error (N,), nll (N,))``
     """
     mean, logvar = model(th.as_tensor(histories, device=model.device), th.as_tensor(actions, device=model.device))
     scale, offset = model.target_std[-1], model.target_mean[-1]
-    reward_mean, reward_logvar = mean[..., -1] * scale + offset, logvar[..., -1] + 2 * scale.log()
+    reward_mean, reward_logvar = mean[model.elites, :, -1] * scale + offset, logvar[model.elites, :, -1] + 2 * scale.log()
     targets = th.as_tensor(rewards, device=model.device)
     nll = 0.5 * ((targets - reward_mean) ** 2 * th.exp(-reward_logvar) + reward_logvar + np.log(2 * np.pi))
     return (reward_mean.mean(dim=0) - targets).abs().cpu().numpy(), nll.mean(dim=0).cpu().numpy()
@@ -238,7 +238,7 @@ def direction_averaged_errors(oracle: DynamicsModel, transitions: Transitions) -
         histories = transitions.oracle_histories.copy()
         histories[:, oracle.history_layout.obs_dim - 1] = direction  # the current observation's task entry
         mean, _ = oracle(th.as_tensor(histories, device=oracle.device), th.as_tensor(transitions.actions, device=oracle.device))
-        predictions.append((mean[..., -1] * oracle.target_std[-1] + oracle.target_mean[-1]).mean(dim=0).cpu().numpy())
+        predictions.append((mean[oracle.elites, :, -1] * oracle.target_std[-1] + oracle.target_mean[-1]).mean(dim=0).cpu().numpy())
     return np.abs(np.mean(predictions, axis=0) - transitions.rewards)
 
 
