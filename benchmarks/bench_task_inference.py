@@ -141,6 +141,11 @@ class Transitions:
     rewards: np.ndarray
     steps_since_switch: np.ndarray
 
+    @property
+    def directions(self) -> np.ndarray:
+        """The direction of each step (the oracle's task entry)."""
+        return self.oracle_histories[:, self.oracle_layout.obs_dim - 1]
+
     def model_data(self, oracle: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """``(histories, actions, next_obs, rewards)`` as a model's ``fit``/``nll`` take them."""
         if oracle:
@@ -155,6 +160,7 @@ def collect(
     episode_steps: int = 1000,
     task_switch_seconds: float = 2.0,
     history_length: int = 10,
+    **env_kwargs: Any,
 ) -> Transitions:
     """
     Run :class:`GaitPolicy` on the hidden-task env and, in lockstep with the same seed and actions, on the oracle
@@ -166,12 +172,14 @@ def collect(
     :param episode_steps: steps per episode (time limit)
     :param task_switch_seconds: task period of the env, in seconds
     :param history_length: ``L``
+    :param env_kwargs: further arguments of the env (e.g. ``frame_skip``)
     :return: the transitions
     """
     rng = np.random.default_rng(seed)
     envs = [
         HistoryObservation(
-            gym.make(ENV_ID, task_switch_seconds=task_switch_seconds, task_in_obs=oracle, max_episode_steps=episode_steps), history_length
+            gym.make(ENV_ID, task_switch_seconds=task_switch_seconds, task_in_obs=oracle, max_episode_steps=episode_steps, **env_kwargs),
+            history_length,
         )
         for oracle in (False, True)
     ]

@@ -2,8 +2,10 @@
 
 import gymnasium as gym
 import numpy as np
+import pytest
 
 import meta_mujoco_envs  # noqa: F401  (registers the envs)
+from benchmarks.bench_task_inference import STEP_BINS, evaluate_seed, find_gaits
 from m3po_sb3.history import HistoryObservation
 
 
@@ -27,3 +29,37 @@ def test_histories_carry_the_rewards_that_reveal_the_direction():
         np.testing.assert_allclose(directions[-1], info["task"]["direction"], rtol=1e-6)
     # The 40 steps crossed direction changes, so some of the checked histories held rewards of both directions.
     assert np.count_nonzero(np.diff(np.round(directions))) >= 1
+
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue 9 part 2: trained by the Gaussian NLL over all outputs, the models leave the reward's dependence "
+    "on the direction unlearnt at this size, the oracle's included (see benchmarks/README.md, task inference)",
+)
+def test_meta_model_predicts_the_reward_like_the_oracle_a_few_steps_after_a_direction_change():
+    # The benchmark's comparison (benchmarks/bench_task_inference.py) on a smaller setting: frame skip 1
+    # (dt = 0.01 s, a 0.4 s task period of 40 steps), 2 000 transitions, networks of 64 units, 30 epochs.
+    gaits = find_gaits(np.random.default_rng(0), candidates=20, refinements=20)
+    results = evaluate_seed(
+        gaits,
+        seed=0,
+        train_episodes=4,
+        test_episodes=2,
+        model_kwargs=dict(hidden_units=64),
+        fit_kwargs=dict(max_epochs=30, batch_size=32),
+        collect_kwargs=dict(episode_steps=500, frame_skip=1, task_switch_seconds=0.4),
+    )
+    mae = {name: values[0] for name, values in results.items()}
+    print({name: dict(zip(STEP_BINS, errors.round(3))) for name, errors in mae.items()})
+    oracle, blind = mae["oracle"], mae["oracle, direction averaged"]
+    # The gap between knowing and not knowing the direction, per bin; "later" = 3 or more steps after the change.
+    gap, later = blind - oracle, slice(STEP_BINS.index(3), None)
+    # Thresholds (fractions of that gap), from seeds 0-2 of this setting with a variance-weighted NLL
+    # (beta-NLL, beta = 0.5) in place of the NLL, the one variant measured that learns the reward: ...
+    assert np.all(oracle[later] < 0.5 * blind[later]), "the setting cannot show direction knowledge"
+    assert np.all(mae["meta"][later] < oracle[later] + 0.35 * gap[later]), "the meta-model does not infer the direction"
+    assert np.all(mae["non-adaptive"][later] > oracle[later] + 0.65 * gap[later]), "the non-adaptive model knows the direction"
+    # Right at the change the history holds only the old direction's rewards: the meta-model cannot know yet.
+    assert mae["meta"][0] > oracle[0] + 0.5 * gap[0]
