@@ -32,34 +32,39 @@ def test_histories_carry_the_rewards_that_reveal_the_direction():
 
 
 
+
 @pytest.mark.slow
 @pytest.mark.xfail(
     strict=True,
     reason="issue 9 part 2: trained by the Gaussian NLL over all outputs, the models leave the reward's dependence "
-    "on the direction unlearnt at this size, the oracle's included (see benchmarks/README.md, task inference)",
+    "on the direction unlearnt at this size, the oracle's included (benchmarks/README.md, task inference)",
 )
 def test_meta_model_predicts_the_reward_like_the_oracle_a_few_steps_after_a_direction_change():
     # The benchmark's comparison (benchmarks/bench_task_inference.py) on a smaller setting: frame skip 1
-    # (dt = 0.01 s, a 0.4 s task period of 40 steps), 2 000 transitions, networks of 64 units, 30 epochs.
+    # (dt = 0.01 s, a 0.4 s task period of 40 steps), 3 000 transitions, networks of 64 units, 40 epochs.
     gaits = find_gaits(np.random.default_rng(0), candidates=20, refinements=20)
     results = evaluate_seed(
         gaits,
         seed=0,
-        train_episodes=4,
+        train_episodes=6,
         test_episodes=2,
         model_kwargs=dict(hidden_units=64),
-        fit_kwargs=dict(max_epochs=30, batch_size=32),
+        fit_kwargs=dict(max_epochs=40, batch_size=32),
         collect_kwargs=dict(episode_steps=500, frame_skip=1, task_switch_seconds=0.4),
     )
     mae = {name: values[0] for name, values in results.items()}
     print({name: dict(zip(STEP_BINS, errors.round(3))) for name, errors in mae.items()})
-    oracle, blind = mae["oracle"], mae["oracle, direction averaged"]
-    # The gap between knowing and not knowing the direction, per bin; "later" = 3 or more steps after the change.
-    gap, later = blind - oracle, slice(STEP_BINS.index(3), None)
-    # Thresholds (fractions of that gap), from seeds 0-2 of this setting with a variance-weighted NLL
-    # (beta-NLL, beta = 0.5) in place of the NLL, the one variant measured that learns the reward: ...
-    assert np.all(oracle[later] < 0.5 * blind[later]), "the setting cannot show direction knowledge"
-    assert np.all(mae["meta"][later] < oracle[later] + 0.35 * gap[later]), "the meta-model does not infer the direction"
-    assert np.all(mae["non-adaptive"][later] > oracle[later] + 0.65 * gap[later]), "the non-adaptive model knows the direction"
+    # Reward MAE 3 or more steps after a direction change (mean of the bins 3, 5, 10, 20+), and right at it.
+    later = {name: errors[STEP_BINS.index(3) :].mean() for name, errors in mae.items()}
+    oracle, blind = later["oracle"], later["oracle, direction averaged"]
+    # Thresholds are fractions of the gap between knowing the direction (oracle) and not (blind). Measured on
+    # seed 0 of this setting with the models' NLL replaced by beta-NLL (each term weighted by the detached
+    # variance ** beta, Seitzer et al. 2022), which learns the reward: the meta-model closed 77 % (beta = 0.5)
+    # and 94 % (beta = 1) of the gap 3+ steps after a change, the non-adaptive model none (0 %, -5 %); at the change the
+    # meta-model erred above the blind level (it predicts the old direction). Required: 65 %, at most 35 %, and
+    # half the gap at the change. With the NLL itself the oracle stays at the blind level (0 % closed).
+    assert oracle < 0.5 * blind, "the oracle does not learn the direction's effect on the reward"
+    assert later["meta"] < oracle + 0.35 * (blind - oracle), "the meta-model does not infer the direction"
+    assert later["non-adaptive"] > oracle + 0.65 * (blind - oracle), "the non-adaptive model knows the direction"
     # Right at the change the history holds only the old direction's rewards: the meta-model cannot know yet.
-    assert mae["meta"][0] > oracle[0] + 0.5 * gap[0]
+    assert mae["meta"][0] > mae["oracle"][0] + 0.5 * (mae["oracle, direction averaged"][0] - mae["oracle"][0])
