@@ -1,6 +1,6 @@
 """Task inference on HalfCheetahFwdBwd-v0: the reward prediction error after a direction switch (issue 9, part 1).
 
-    python benchmarks/bench_task_inference.py [--seeds 0 1 2 3 4] [--train-episodes 20] [--test-episodes 5]
+    python benchmarks/bench_task_inference.py [--seeds 0 1 2] [--train-episodes 12] [--hidden-units 200] [--max-epochs 60]
 
 The direction of ``HalfCheetahFwdBwd-v0`` changes only the reward (``direction * x_velocity - ctrl_cost``),
 so after a switch only the past rewards in the history can tell a model which way the reward now points.
@@ -105,7 +105,9 @@ class GaitPolicy:
     :param action_noise: standard deviation of the action noise
     """
 
-    def __init__(self, gaits: list[Gait], rng: np.random.Generator, dt: float, segment_steps: tuple[int, int] = (20, 80), action_noise: float = 0.1):
+    def __init__(
+        self, gaits: list[Gait], rng: np.random.Generator, dt: float, segment_steps: tuple[int, int] = (20, 80), action_noise: float = 0.1
+    ):
         self.gaits, self.rng, self.dt = gaits, rng, dt
         self.segment_steps, self.action_noise = segment_steps, action_noise
         self._gait: Optional[Gait] = None
@@ -293,10 +295,11 @@ def evaluate_seed(
         start = time.perf_counter()
         info = model.fit(*train.model_data(oracle), rng=np.random.default_rng(seed), **fit_kwargs)
         if verbose:
-            print(f"seed {seed} {name}: {info['epochs']} epochs (best {info['best_epoch']}), held-out NLL {info['holdout_nll']:.3f}, {time.perf_counter() - start:.0f} s", flush=True)
+            summary = f"{info['epochs']} epochs (best {info['best_epoch']}), held-out NLL {info['holdout_nll']:.3f}"
+            print(f"seed {seed} {name}: {summary}, {time.perf_counter() - start:.0f} s", flush=True)
         histories, actions, _, rewards = test.model_data(oracle)
         errors, nll = reward_errors(model, histories, actions, rewards)
-        results[name] = np.stack([by_steps_since_switch(errors, test.steps_since_switch), by_steps_since_switch(nll, test.steps_since_switch)])
+        results[name] = np.stack([by_steps_since_switch(values, test.steps_since_switch) for values in (errors, nll)])
         fitted[name] = model
     averaged = direction_averaged_errors(fitted["oracle"], test)
     results[MODELS[-1]] = np.stack([by_steps_since_switch(averaged, test.steps_since_switch), np.full(len(STEP_BINS), np.nan)])
@@ -317,14 +320,14 @@ def format_table(title: str, per_seed: list[dict[str, np.ndarray]], metric: int,
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--train-episodes", type=int, default=20)
-    parser.add_argument("--test-episodes", type=int, default=4)
+    parser.add_argument("--train-episodes", type=int, default=12)
+    parser.add_argument("--test-episodes", type=int, default=3)
     parser.add_argument("--episode-steps", type=int, default=1000)
     parser.add_argument("--task-switch-seconds", type=float, default=2.0)
     parser.add_argument("--history-length", type=int, default=10)
     parser.add_argument("--hidden-units", type=int, default=200, help="width of the models' 2 hidden layers (Table 2: 400)")
     parser.add_argument("--gru-units", type=int, default=5)
-    parser.add_argument("--max-epochs", type=int, default=100)
+    parser.add_argument("--max-epochs", type=int, default=60)
     parser.add_argument("--gait-candidates", type=int, default=100)
     parser.add_argument("--gait-refinements", type=int, default=150)
     args = parser.parse_args()
@@ -333,17 +336,19 @@ def main() -> None:
     start = time.perf_counter()
     gaits = find_gaits(np.random.default_rng(0), args.gait_candidates, args.gait_refinements)
     speeds = [mean_velocity(gym.make("HalfCheetah-v5"), gait, np.random.default_rng(1), starts=10) for gait in gaits]
-    print(f"gait search: {time.perf_counter() - start:.0f} s; x_velocity of the forward and backward gaits (10 new starts): {speeds[0]:.2f}, {speeds[1]:.2f}")
+    print(f"gait search: {time.perf_counter() - start:.0f} s; x_velocity of the gaits (10 new starts): {speeds[0]:.2f}, {speeds[1]:.2f}")
     model_kwargs = dict(hidden_units=args.hidden_units)
-    collect_kwargs = dict(episode_steps=args.episode_steps, task_switch_seconds=args.task_switch_seconds, history_length=args.history_length)
+    collect_kwargs = dict(
+        episode_steps=args.episode_steps, task_switch_seconds=args.task_switch_seconds, history_length=args.history_length
+    )
     per_seed = []
     for seed in args.seeds:
-        result = evaluate_seed(
-            gaits, seed, args.train_episodes, args.test_episodes, model_kwargs, dict(max_epochs=args.max_epochs), collect_kwargs, args.gru_units, verbose=True
-        )
+        fit_kwargs = dict(max_epochs=args.max_epochs)
+        episodes = (args.train_episodes, args.test_episodes)
+        result = evaluate_seed(gaits, seed, *episodes, model_kwargs, fit_kwargs, collect_kwargs, args.gru_units, verbose=True)
         per_seed.append(result)
         print(format_table(f"seed {seed}: reward MAE", [result], 0, MODELS), flush=True)
-    print(f"\n{ENV_ID}, {len(args.seeds)} seeds, mean [min, max] over seeds; columns: steps since the last direction change")
+    print(f"\n{ENV_ID}, {len(args.seeds)} seeds, mean [min, max]; columns: steps since the last direction change")
     print(format_table("reward MAE", per_seed, 0, MODELS))
     print()
     print(format_table("reward NLL", per_seed, 1, MODELS[:-1]))
