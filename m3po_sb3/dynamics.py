@@ -7,8 +7,8 @@ Training follows MBPO (jannerm/mbpo ``bnn.py``) and mbrl-lib (``GaussianMLP``, `
 seed is silent:
 
 - each member trains on its own bootstrap of the training split; the holdout is at most 5 000 rows;
-- no epoch cap: training stops once no member's held-out MSE has improved by 1 % (relative) for 5 epochs,
-  and the ``E`` members with the lowest held-out MSE are the *elites* that rollouts sample from.
+- no epoch cap: training stops once no member's held-out error has improved by 1 % (relative) for 5 epochs,
+  and the ``E`` members with the lowest held-out error are the *elites* that rollouts sample from.
 
 Where this differs from MBPO, and why:
 
@@ -21,8 +21,14 @@ Where this differs from MBPO, and why:
   statistics of the first fit, kept afterwards: refitting them rescales what every output unit means, and
   the previous weights, which the next fit starts from, become much worse. Inputs are refitted every fit,
   as MBPO and mbrl-lib do (their statistics move slowly as ``D_env`` grows).
-- An epoch passes over at most ``max_epoch_rows`` rows of each member's bootstrap (a fresh random window
-  each epoch), so a fit's cost stops growing with ``D_env`` (issue 8; MBPO bounds it with a time cap).
+- The held-out error is the geometric mean over output dimensions of the mean squared error, not MBPO's
+  arithmetic mean: with targets as unequally predictable as a noisy reward and near-deterministic
+  observation changes, a 1 % gain of the arithmetic mean is a gain on the least predictable output alone, and
+  fits stopped while the observation errors were still falling fast. For one output they are the same rule.
+- An epoch is a fixed number of rows (``epoch_rows``) of each member's bootstrap, a fresh random window of it
+  or several passes over it, instead of one pass: a fit's cost then stops growing with ``D_env`` (issue 8;
+  MBPO bounds it with a time cap), and on a small ``D_env`` the patience of 5 epochs is not a few dozen
+  updates, which ends the fit on the plateau before the meta-model's GRU starts to carry the task.
 - The meta-model feeds its GRU the observation changes in units of its ``Δo`` targets (see
   :class:`~m3po_sb3.history.HistoryEncoder`), as CaDM-style context encoders see normalised transitions.
 
@@ -133,6 +139,9 @@ class DynamicsModel(nn.Module):
             self.register_buffer(f"{name}_mean", th.zeros(size))
             self.register_buffer(f"{name}_std", th.ones(size))
         self.register_buffer("targets_standardised", th.tensor(False))  # target statistics fitted (once)
+        # Range of the real observations o_{t+1} seen in training: sampled observations are clipped into it.
+        self.register_buffer("obs_low", th.full((obs_dim,), -th.inf))
+        self.register_buffer("obs_high", th.full((obs_dim,), th.inf))
         self.register_buffer("elites", th.arange(num_elites))
 
         self.to(get_device(device))
@@ -195,8 +204,11 @@ class DynamicsModel(nn.Module):
         deterministic: bool = False,
     ) -> tuple[th.Tensor, th.Tensor]:
         """
-        Sample one step from a random elite member per row (MBPO's rollout scheme). Outputs are not
-        checked for finiteness: the caller filters rows it cannot use (e.g. with ``th.isfinite``).
+        Sample one step from a random elite member per row (MBPO's rollout scheme). The observation is
+        clipped into the range of the real ones seen in training: where the real dynamics clip (Pendulum's
+        angular velocity at ±8), a Gaussian's tail would otherwise carry rollouts where no real state goes.
+        Outputs are not checked for finiteness: the caller filters rows it cannot use (e.g. with
+        ``th.isfinite``); a NaN stays NaN through the clipping.
 
         :param histories: raw flat histories ``h_t``, shape ``(N, size)``, on the model's device
         :param actions: actions ``a_t``, shape ``(N, act_dim)``
@@ -212,7 +224,8 @@ class DynamicsModel(nn.Module):
             noise = th.randn(prediction.shape, generator=generator, device=self.device)
             prediction = prediction + th.exp(0.5 * logvar[members, rows]) * noise
         prediction = prediction * self.target_std + self.target_mean
-        return self.history_layout.split(histories)[0] + prediction[:, :-1], prediction[:, -1]
+        next_obs = th.clamp(self.history_layout.split(histories)[0] + prediction[:, :-1], self.obs_low, self.obs_high)
+        return next_obs, prediction[:, -1]
 
     @th.no_grad()
     def nll(self, histories: np.ndarray, actions: np.ndarray, next_obs: np.ndarray, rewards: np.ndarray) -> float:
@@ -241,13 +254,14 @@ class DynamicsModel(nn.Module):
         max_epochs: Optional[int] = None,
         max_epochs_since_update: int = 5,
         improvement_threshold: float = 0.01,
-        max_epoch_rows: Optional[int] = 20_000,
+        epoch_rows: Optional[int] = 20_000,
         rng: np.random.Generator,
     ) -> dict[str, Any]:
         """
         Maximum-likelihood training, MBPO's way (module docstring), starting from the current weights: a
         random holdout split; each member trains on its own bootstrap of the training split; after every
-        epoch each member's held-out MSE is measured, and training stops once no member has improved by
+        epoch each member's held-out error (geometric mean over outputs of the mean squared error of the
+        normalised targets) is measured, and training stops once no member has improved by
         ``improvement_threshold`` (relative) for ``max_epochs_since_update`` epochs. The model of the last
         epoch at which some member improved (the weights before this call included) is restored and its
         ``num_elites`` best members on the holdout become the elites.
@@ -261,14 +275,16 @@ class DynamicsModel(nn.Module):
         :param batch_size: minibatch size per member
         :param max_epochs: cap on the epochs; ``None``: none, the patience rule alone stops (MBPO)
         :param max_epochs_since_update: patience of the early stopping, in epochs
-        :param improvement_threshold: relative decrease of a member's held-out MSE that counts as progress
-        :param max_epoch_rows: rows of its bootstrap each member sees per epoch; ``None``: all (MBPO). Bounds
-            the cost of an epoch, hence of a fit, as ``D_env`` grows
+        :param improvement_threshold: relative decrease of a member's held-out error that counts as progress
+        :param epoch_rows: rows of its bootstrap each member sees per epoch, a random window of it, or several
+            passes when the training split is smaller; ``None``: one pass (MBPO). A fixed amount of training per
+            epoch bounds the cost of a fit as ``D_env`` grows, and keeps the patience from ending a fit on a
+            small ``D_env`` after a few dozen updates, before the meta-model's GRU has learnt anything
         :param rng: source of the split, bootstraps and shuffling
         :return: ``holdout_nll`` and ``train_nll`` (at most ``max_holdout`` training rows) of the returned
-            model's elites, ``holdout_mse`` of each member, ``elites``, ``epochs`` trained, ``best_epoch``
-            (0: the weights before this call) and ``holdout_curve`` (each member's held-out MSE after each
-            epoch, from 0)
+            model's elites, ``holdout_score`` of each member, ``elites``, ``epochs`` trained, ``best_epoch``
+            (0: the weights before this call) and ``holdout_curve`` (each member's held-out score, the log of
+            its error, after each epoch, from 0)
         """
         tensors = self._as_tensors(histories, actions, next_obs, rewards)
         n = len(tensors[0])
@@ -279,32 +295,34 @@ class DynamicsModel(nn.Module):
         holdout = [x[permutation[:n_holdout]] for x in tensors]
         train = [x[permutation[n_holdout:]] for x in tensors]
         self._fit_normalisers(*train)
+        real_next_obs = self.history_layout.split(tensors[0])[0] + tensors[2][:, :-1]
+        self.obs_low.copy_(real_next_obs.min(dim=0).values)
+        self.obs_high.copy_(real_next_obs.max(dim=0).values)
 
-        best_mse, _ = self._evaluate(*holdout)
-        curve = [best_mse.tolist()]
+        best_score, _ = self._evaluate(*holdout)
+        curve = [best_score.tolist()]
         best_state, best_epoch = copy.deepcopy(self.state_dict()), 0
         bootstrap = rng.integers(len(train[0]), size=(self.ensemble_size, len(train[0])))
-        epoch_rows = len(train[0]) if max_epoch_rows is None else min(max_epoch_rows, len(train[0]))
+        epoch_rows = len(train[0]) if epoch_rows is None else epoch_rows
         epoch = 0
         while max_epochs is None or epoch < max_epochs:
             epoch += 1
-            order = th.as_tensor(rng.permuted(bootstrap, axis=1)[:, :epoch_rows], device=self.device)
-            self._train_epoch(*train, order, batch_size)
-            mse, _ = self._evaluate(*holdout)
-            curve.append(mse.tolist())
-            improved = (best_mse - mse) / best_mse > improvement_threshold
+            self._train_epoch(*train, th.as_tensor(_epoch_order(bootstrap, epoch_rows, rng), device=self.device), batch_size)
+            score, _ = self._evaluate(*holdout)
+            curve.append(score.tolist())
+            improved = best_score - score > -math.log(1.0 - improvement_threshold)
             if improved.any():
-                best_mse = th.where(improved, mse, best_mse)
+                best_score = th.where(improved, score, best_score)
                 best_state, best_epoch = copy.deepcopy(self.state_dict()), epoch
             elif epoch - best_epoch >= max_epochs_since_update:
                 break
         self.load_state_dict(best_state)
-        holdout_mse, _ = self._evaluate(*holdout)
-        self.elites.copy_(holdout_mse.argsort()[: self.num_elites].sort().values)
+        holdout_score, _ = self._evaluate(*holdout)
+        self.elites.copy_(holdout_score.argsort()[: self.num_elites].sort().values)
         return dict(
             holdout_nll=self._nll(*holdout),
             train_nll=self._nll(*(x[:max_holdout] for x in train)),
-            holdout_mse=holdout_mse.tolist(),
+            holdout_score=holdout_score.tolist(),
             elites=self.elites.tolist(),
             epochs=epoch,
             best_epoch=best_epoch,
@@ -364,22 +382,33 @@ class DynamicsModel(nn.Module):
     @th.no_grad()
     def _evaluate(self, histories: th.Tensor, actions: th.Tensor, targets: th.Tensor, chunk_size: int = 8192) -> tuple[th.Tensor, th.Tensor]:
         """
-        :return: each member's mean squared error of the normalised targets (MBPO's holdout score) and its
-            mean Gaussian NLL in the original units, each shape ``(B,)``
+        :return: each member's held-out score, the mean over output dimensions of the log of its mean squared
+            error (module docstring), and its mean Gaussian NLL in the original units, each shape ``(B,)``
         """
-        squared_error = th.zeros(self.ensemble_size, device=self.device)
+        squared_error = th.zeros(self.ensemble_size, self.target_dim, device=self.device)
         nll = th.zeros(self.ensemble_size, device=self.device)
         for start in range(0, len(histories), chunk_size):
             mean, logvar = self(histories[start : start + chunk_size], actions[start : start + chunk_size])
             normalised = (targets[start : start + chunk_size] - self.target_mean) / self.target_std
-            squared_error += ((mean - normalised) ** 2).sum(dim=(1, 2))
+            squared_error += ((mean - normalised) ** 2).sum(dim=1)
             nll += _gaussian_nll(mean, logvar, normalised).sum(dim=(1, 2))
         # The density of the raw targets is the normalised one divided by the scale.
-        return squared_error / targets.numel(), nll / targets.numel() + self.target_std.log().mean()
+        score = (squared_error / len(targets)).log().mean(dim=1)
+        return score, nll / targets.numel() + self.target_std.log().mean()
 
     def _nll(self, histories: th.Tensor, actions: th.Tensor, targets: th.Tensor) -> float:
         """Mean NLL of the elite members (:meth:`nll`)."""
         return self._evaluate(histories, actions, targets)[1][self.elites].mean().item()
+
+
+def _epoch_order(bootstrap: np.ndarray, rows: int, rng: np.random.Generator) -> np.ndarray:
+    """
+    :param bootstrap: each member's bootstrap indices, shape ``(B, n)``
+    :param rows: rows per member in the epoch
+    :return: shape ``(B, rows)``: consecutive independent shuffles of each member's bootstrap, cut at ``rows``
+    """
+    passes = -(-rows // bootstrap.shape[1])
+    return np.concatenate([rng.permuted(bootstrap, axis=1) for _ in range(passes)], axis=1)[:, :rows]
 
 
 def _gaussian_nll(mean: th.Tensor, logvar: th.Tensor, targets: th.Tensor) -> th.Tensor:

@@ -6,6 +6,7 @@ import torch as th
 
 from m3po_sb3.dynamics import DynamicsModel, EnsembleLinear, MetaDynamicsModel
 from m3po_sb3.history import HistoryLayout
+from hidden_task_systems import SYSTEMS, hidden_task_data
 
 LAYOUT = HistoryLayout(obs_dim=1, act_dim=1, history_length=4)
 
@@ -56,6 +57,32 @@ def test_meta_model_beats_non_adaptive_model_on_switching_system():
     assert test_nll[MetaDynamicsModel] < test_nll[DynamicsModel] - 0.5
 
 
+NOT_YET_INFERRED = pytest.mark.xfail(
+    strict=True,
+    reason="issue 9 part 2, open: the meta-model's NLL is within 0.15 of the non-adaptive model's on this system "
+    "(it does not yet learn to read a failed actuator or a reward sign from the history; see benchmarks/README.md)",
+)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "system",
+    ["action_gain", pytest.param("actuator_failure", marks=NOT_YET_INFERRED), pytest.param("reward_sign", marks=NOT_YET_INFERRED)],
+)
+def test_meta_model_infers_hidden_task_from_history(system):
+    """A hidden action gain, a failed actuator, a reward sign: only the history tells them; the non-adaptive
+    model can but average over the tasks."""
+    train, test = hidden_task_data(system, np.random.default_rng(0), 20), hidden_task_data(system, np.random.default_rng(1), 20)
+    test_nll = {}
+    for model_class in (DynamicsModel, MetaDynamicsModel):
+        th.manual_seed(0)
+        model = model_class(SYSTEMS[system][1], hidden_units=32, device="cpu")
+        model.fit(*train, rng=np.random.default_rng(0))
+        test_nll[model_class] = model.nll(*test)
+    print(f"{system} held-out NLL: non-adaptive {test_nll[DynamicsModel]:.3f}, meta {test_nll[MetaDynamicsModel]:.3f}")
+    assert test_nll[MetaDynamicsModel] < test_nll[DynamicsModel] - 0.3
+
+
 @pytest.mark.parametrize("model_class", [DynamicsModel, MetaDynamicsModel])
 def test_state_dict_roundtrip_keeps_normalisers_and_predictions(model_class):
     layout = HistoryLayout(obs_dim=3, act_dim=2, history_length=2)
@@ -82,33 +109,42 @@ def test_fit_stops_by_mbpo_patience_rule_restores_last_improvement_and_picks_eli
     data = random_transitions(np.random.default_rng(0), 60)
     th.manual_seed(0)
     model = MetaDynamicsModel(LAYOUT, ensemble_size=4, num_elites=2, hidden_units=64, learning_rate=1e-2, device="cpu")
-    info = model.fit(*data, holdout_ratio=0.5, batch_size=8, rng=np.random.default_rng(1))
+    info = model.fit(*data, holdout_ratio=0.5, batch_size=8, epoch_rows=None, rng=np.random.default_rng(1))
     curve = np.array(info["holdout_curve"])
     assert curve.shape == (info["epochs"] + 1, 4)
-    # MBPO's rule: an epoch counts if some member's held-out MSE fell by more than 1 % of its best so far.
+    # MBPO's rule: an epoch counts if some member's held-out error fell by more than 1 % of its best so far
+    # (the curve holds the log of the errors).
     best, last_improvement = curve[0].copy(), 0
     for epoch in range(1, len(curve)):
-        improved = (best - curve[epoch]) / best > 0.01
+        improved = np.exp(curve[epoch] - best) < 0.99
         if improved.any():
             best[improved], last_improvement = curve[epoch][improved], epoch
     assert info["best_epoch"] == last_improvement and info["epochs"] == last_improvement + 5
     # The model of that epoch is restored, and its two best members on the holdout are the elites.
-    np.testing.assert_allclose(info["holdout_mse"], curve[last_improvement], rtol=1e-5)
+    np.testing.assert_allclose(info["holdout_score"], curve[last_improvement], rtol=1e-5)
     assert info["elites"] == sorted(np.argsort(curve[last_improvement])[:2].tolist()) == model.elites.tolist()
     holdout = np.random.default_rng(1).permutation(60)[:30]  # fit holds out the first rows of its permutation
-    assert model.nll(*(x[holdout] for x in data)) == pytest.approx(info["holdout_nll"], rel=1e-6)
+    histories, actions, next_obs, rewards = (x[holdout] for x in data)
+    assert model.nll(histories, actions, next_obs, rewards) == pytest.approx(info["holdout_nll"], rel=1e-6)
+    # The error: geometric mean over the outputs (Δo, r) of each member's mean squared error.
+    targets = th.as_tensor(np.concatenate([next_obs - histories[:, :1], rewards[:, None]], axis=1))
+    with th.no_grad():
+        mean, _ = model(th.as_tensor(histories), th.as_tensor(actions))
+    squared_error = ((mean - (targets - model.target_mean) / model.target_std) ** 2).mean(dim=1)
+    np.testing.assert_allclose(np.exp(info["holdout_score"]), squared_error.prod(dim=1).sqrt().numpy(), rtol=1e-4)
 
 
-def test_holdout_is_capped_and_epoch_rows_bound_the_updates():
+def test_holdout_is_capped_and_an_epoch_is_a_fixed_number_of_rows():
     data = random_transitions(np.random.default_rng(0), 400)
     model = DynamicsModel(LAYOUT, ensemble_size=2, hidden_units=16, device="cpu")
-    steps = []
-    model.optimizer.step = lambda *args, step=model.optimizer.step: steps.append(1) or step(*args)
-    model.fit(*data, holdout_ratio=0.5, max_holdout=50, batch_size=10, max_epochs=3, max_epoch_rows=100, rng=np.random.default_rng(0))
-    assert len(steps) == 3 * 100 / 10  # each epoch: 100 rows of the 350 training rows per member, 10 per batch
-    steps.clear()
-    model.fit(*data, holdout_ratio=0.5, max_holdout=50, batch_size=10, max_epochs=1, max_epoch_rows=None, rng=np.random.default_rng(0))
-    assert len(steps) == 35  # the whole training split: 400 - 50 held out
+    batches = []
+    model._loss = lambda mean, *args, loss=model._loss: batches.append(mean.shape[1]) or loss(mean, *args)
+    fit = dict(holdout_ratio=0.5, max_holdout=50, batch_size=10, rng=np.random.default_rng(0))
+    # 400 - 50 held out = 350 training rows: a window of 100 of them, one pass, or two passes cut at 700.
+    for epoch_rows, expected in ((100, 100), (None, 350), (700, 700)):
+        batches.clear()
+        model.fit(*data, max_epochs=3, epoch_rows=epoch_rows, **fit)
+        assert sum(batches) == 3 * expected and max(batches) == 10
 
 
 def test_refit_keeps_target_statistics_and_updates_input_statistics():
@@ -158,6 +194,16 @@ def test_sample_uses_one_elite_member_per_row():
     assert set(member_of_row.tolist()) == set(model.elites.tolist()) and len(model.elites) == 2
     noisy, _ = model.sample(histories, actions, th.Generator().manual_seed(0))
     assert not th.allclose(noisy, next_obs)
+
+
+def test_sampled_observations_stay_within_the_real_ones_range():
+    histories, actions, next_obs, rewards = random_transitions(np.random.default_rng(0), 200)
+    next_obs = np.clip(next_obs, -0.5, 0.8)  # real dynamics that clip, like Pendulum's angular velocity
+    model = DynamicsModel(LAYOUT, hidden_units=16, device="cpu")
+    model.fit(histories, actions, next_obs, rewards, rng=np.random.default_rng(0), max_epochs=1)
+    far = th.as_tensor(random_transitions(np.random.default_rng(1), 500)[0]) * 5  # current observations far out
+    sampled, _ = model.sample(far, th.zeros(500, 1), th.Generator().manual_seed(0))
+    assert sampled.min() == pytest.approx(next_obs.min()) and sampled.max() == pytest.approx(next_obs.max())
 
 
 def test_ensemble_layer_matches_independent_members():
