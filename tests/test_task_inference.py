@@ -39,7 +39,7 @@ def test_histories_carry_the_rewards_that_reveal_the_direction():
 )
 def test_meta_model_predicts_the_reward_like_the_oracle_a_few_steps_after_a_direction_change():
     # The benchmark's comparison (benchmarks/bench_task_inference.py) on a smaller setting: frame skip 1
-    # (dt = 0.01 s, a 0.4 s task period of 40 steps), 3 000 transitions, networks of 64 units, 40 epochs.
+    # (dt = 0.01 s, a 0.4 s task period of 40 steps), 3 000 transitions, networks of 64 units, 40 one-pass epochs.
     gaits = find_gaits(np.random.default_rng(0), candidates=20, refinements=20)
     results = evaluate_seed(
         gaits,
@@ -47,7 +47,7 @@ def test_meta_model_predicts_the_reward_like_the_oracle_a_few_steps_after_a_dire
         train_episodes=6,
         test_episodes=2,
         model_kwargs=dict(hidden_units=64),
-        fit_kwargs=dict(max_epochs=40, batch_size=32),
+        fit_kwargs=dict(max_epochs=40, batch_size=32, epoch_rows=None),
         collect_kwargs=dict(episode_steps=500, frame_skip=1, task_switch_seconds=0.4),
     )
     mae = {name: values[0] for name, values in results.items()}
