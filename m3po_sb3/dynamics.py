@@ -19,16 +19,18 @@ Where this differs from MBPO, and why:
   trainer does.
 - Targets are standardised (the reward and ``Δo`` have very different scales; MBPO leaves them raw) with the
   statistics of the first fit, kept afterwards: refitting them rescales what every output unit means, and
-  the previous weights, which the next fit starts from, become much worse. Inputs are refitted every fit,
+  the previous weights, which the next fit starts from, become much worse (issue 9 measured their held-out
+  NLL jump to 10–213 on Pendulum). Inputs are refitted every fit,
   as MBPO and mbrl-lib do (their statistics move slowly as ``D_env`` grows).
 - The held-out error is the geometric mean over output dimensions of the mean squared error, not MBPO's
   arithmetic mean: with targets as unequally predictable as a noisy reward and near-deterministic
-  observation changes, a 1 % gain of the arithmetic mean is a gain on the least predictable output alone, and
-  fits stopped while the observation errors were still falling fast. For one output they are the same rule.
+  observation changes, a 1 % gain of the arithmetic mean is in effect a gain on the least predictable
+  output alone, and fits can stop while the other errors still fall. For one output the rules are the same.
 - An epoch is a fixed number of rows (``epoch_rows``) of each member's bootstrap, a fresh random window of it
   or several passes over it, instead of one pass: a fit's cost then stops growing with ``D_env`` (issue 8;
   MBPO bounds it with a time cap), and on a small ``D_env`` the patience of 5 epochs is not a few dozen
   updates, which ends the fit on the plateau before the meta-model's GRU starts to carry the task.
+- Sampled observations are clipped into the range of the real ones seen in training (:meth:`sample`).
 - The meta-model feeds its GRU the observation changes in units of its ``Δo`` targets (see
   :class:`~m3po_sb3.history.HistoryEncoder`), as CaDM-style context encoders see normalised transitions.
 
@@ -54,6 +56,8 @@ _INITIAL_MAX_LOGVAR = 0.5
 _INITIAL_MIN_LOGVAR = -10.0
 _LOGVAR_BOUND_PENALTY = 0.01
 # MBPO's per-layer L2 penalties of its four hidden layers of 200 units and output layer (M2PO's model).
+# At most this many passes over a small training split make one epoch (see ``DynamicsModel.fit``).
+_MAX_PASSES_PER_EPOCH = 10
 MBPO_WEIGHT_DECAY = (2.5e-5, 5e-5, 7.5e-5, 7.5e-5, 1e-4)
 # MBPO's model besides its 7 members (seed A.9's M2PO): ``DynamicsModel`` arguments.
 MBPO_MODEL_KWARGS: dict[str, Any] = dict(num_elites=5, hidden_units=200, num_hidden_layers=4, weight_decay=MBPO_WEIGHT_DECAY)
@@ -277,7 +281,7 @@ class DynamicsModel(nn.Module):
         :param max_epochs_since_update: patience of the early stopping, in epochs
         :param improvement_threshold: relative decrease of a member's held-out error that counts as progress
         :param epoch_rows: rows of its bootstrap each member sees per epoch, a random window of it, or several
-            passes when the training split is smaller; ``None``: one pass (MBPO). A fixed amount of training per
+            passes (at most 10) when the training split is smaller; ``None``: one pass (MBPO). A fixed amount of training per
             epoch bounds the cost of a fit as ``D_env`` grows, and keeps the patience from ending a fit on a
             small ``D_env`` after a few dozen updates, before the meta-model's GRU has learnt anything
         :param rng: source of the split, bootstraps and shuffling
@@ -303,7 +307,7 @@ class DynamicsModel(nn.Module):
         curve = [best_score.tolist()]
         best_state, best_epoch = copy.deepcopy(self.state_dict()), 0
         bootstrap = rng.integers(len(train[0]), size=(self.ensemble_size, len(train[0])))
-        epoch_rows = len(train[0]) if epoch_rows is None else epoch_rows
+        epoch_rows = len(train[0]) if epoch_rows is None else min(epoch_rows, _MAX_PASSES_PER_EPOCH * len(train[0]))
         epoch = 0
         while max_epochs is None or epoch < max_epochs:
             epoch += 1

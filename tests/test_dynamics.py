@@ -50,7 +50,9 @@ def test_meta_model_beats_non_adaptive_model_on_switching_system():
     for model_class in (DynamicsModel, MetaDynamicsModel):
         th.manual_seed(0)
         model = model_class(LAYOUT, hidden_units=64, device="cpu")
-        model.fit(*train, rng=np.random.default_rng(0), batch_size=64, max_epochs=40, max_epochs_since_update=10)
+        # One pass per epoch: 40 of them are enough here. With the default 20 000-row epochs the meta-model
+        # overfits this small set, whose test episodes drift beyond the training observations (issue 9, open).
+        model.fit(*train, rng=np.random.default_rng(0), batch_size=64, max_epochs=40, max_epochs_since_update=10, epoch_rows=None)
         test_nll[model_class] = model.nll(*test)
     print(f"held-out NLL: non-adaptive {test_nll[DynamicsModel]:.3f}, meta {test_nll[MetaDynamicsModel]:.3f}")
     # The non-adaptive model must average over c (NLL near 1); the meta-model infers it from the history.
@@ -140,8 +142,9 @@ def test_holdout_is_capped_and_an_epoch_is_a_fixed_number_of_rows():
     batches = []
     model._loss = lambda mean, *args, loss=model._loss: batches.append(mean.shape[1]) or loss(mean, *args)
     fit = dict(holdout_ratio=0.5, max_holdout=50, batch_size=10, rng=np.random.default_rng(0))
-    # 400 - 50 held out = 350 training rows: a window of 100 of them, one pass, or two passes cut at 700.
-    for epoch_rows, expected in ((100, 100), (None, 350), (700, 700)):
+    # 400 - 50 held out = 350 training rows: a window of 100 of them, one pass, two passes cut at 700, or at
+    # most ten passes.
+    for epoch_rows, expected in ((100, 100), (None, 350), (700, 700), (10**6, 3500)):
         batches.clear()
         model.fit(*data, max_epochs=3, epoch_rows=epoch_rows, **fit)
         assert sum(batches) == 3 * expected and max(batches) == 10
