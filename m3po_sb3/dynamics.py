@@ -96,6 +96,11 @@ class DynamicsModel(nn.Module):
     :param hidden_units: width of the hidden swish layers
     :param num_hidden_layers: number of hidden layers
     :param learning_rate: Adam learning rate
+    :param nll_beta: β of the β-NLL loss (Seitzer et al., ICLR 2022): each output's Gaussian NLL weighted by
+        its predicted variance to the power β, without gradient through the weight (default 0.5, the paper's
+        recommendation); 0: the plain NLL (MBPO).
+        With the plain NLL a poorly predicted output (the reward of a hidden direction) is covered by a large
+        variance and its mean stops learning; β > 0 keeps the mean learning there (module docstring)
     :param weight_decay: L2 penalty on the ensemble weights, one value for all layers or one per layer
         (``num_hidden_layers + 1`` values, e.g. :data:`MBPO_WEIGHT_DECAY`)
     :param device: torch device, ``"auto"`` picks CUDA when available
@@ -111,6 +116,7 @@ class DynamicsModel(nn.Module):
         hidden_units: int = 400,
         num_hidden_layers: int = 2,
         learning_rate: float = 1e-3,
+        nll_beta: float = 0.5,
         weight_decay: Union[float, Sequence[float]] = 5e-5,
         device: Union[th.device, str] = "auto",
         history_encoder: Optional[HistoryEncoder] = None,
@@ -124,6 +130,9 @@ class DynamicsModel(nn.Module):
             raise ValueError(f"weight_decay needs one value per layer ({num_hidden_layers + 1}), got {len(decays)}")
         self.history_layout = history_layout
         self.ensemble_size = ensemble_size
+        if not 0.0 <= nll_beta <= 1.0:
+            raise ValueError(f"nll_beta must lie in [0, 1], got {nll_beta}")
+        self.nll_beta = nll_beta
         self.history_encoder = history_encoder
         obs_dim, act_dim = history_layout.obs_dim, history_layout.act_dim
         self.target_dim = obs_dim + 1  # Δo and r
@@ -380,8 +389,11 @@ class DynamicsModel(nn.Module):
             raise ValueError("dynamics model training produced a non-finite loss")
 
     def _loss(self, mean: th.Tensor, logvar: th.Tensor, targets: th.Tensor) -> th.Tensor:
-        """Members' NLLs summed, plus MBPO's penalty that keeps the learned log-variance bounds tight."""
-        nll = _gaussian_nll(mean, logvar, targets).mean(dim=(1, 2)).sum()
+        """Members' (β-)NLLs summed, plus MBPO's penalty that keeps the learned log-variance bounds tight."""
+        nll = _gaussian_nll(mean, logvar, targets)
+        if self.nll_beta > 0:
+            nll = nll * th.exp(self.nll_beta * logvar.detach())
+        nll = nll.mean(dim=(1, 2)).sum()
         return nll + _LOGVAR_BOUND_PENALTY * (self.max_logvar.sum() - self.min_logvar.sum())
 
     @th.no_grad()
