@@ -30,7 +30,26 @@ from m3po_sb3.history import HistoryLayout
 from m3po_sb3.rollouts import RolloutBatch
 
 
-class HistoryReplayBuffer(ReplayBuffer):
+class _RebuiltHistoriesBuffer(ReplayBuffer):
+    """
+    SB3's ``observations`` / ``next_observations`` attributes for the buffers below, which store steps instead
+    of histories: all rows' ``h_t`` / ``h_{t+1}``, shape ``(buffer_size, 1, history_size)``, rebuilt (a copy) by
+    the subclass's ``_all_rows``, so code that reads SB3's attributes keeps working.
+    """
+
+    @property
+    def observations(self) -> np.ndarray:  # type: ignore[override]
+        return self._all_rows(0)
+
+    @property
+    def next_observations(self) -> np.ndarray:  # type: ignore[override]
+        return self._all_rows(1)
+
+    def _all_rows(self, which: int) -> np.ndarray:
+        raise NotImplementedError
+
+
+class HistoryReplayBuffer(_RebuiltHistoriesBuffer):
     """
     A ``ReplayBuffer`` of :class:`~m3po_sb3.history.HistoryObservation` transitions that stores each real step
     ``(o_t, a_t, r_t)`` once and rebuilds ``h_t`` and ``h_{t+1}`` from the ``L`` steps before it when sampled
@@ -168,17 +187,8 @@ class HistoryReplayBuffer(ReplayBuffer):
         n_past = np.take(self.n_past, rows)
         return self._histories(self.steps(rows), n_past, np.take(self.next_step_obs, rows, axis=0))
 
-    @property
-    def observations(self) -> np.ndarray:
-        """All ``h_t``, shape ``(buffer_size, 1, history_size)`` as SB3's attribute (rebuilt: a copy; rows not filled are 0)."""
-        return self._all_rows(0)
-
-    @property
-    def next_observations(self) -> np.ndarray:
-        """All ``h_{t+1}``, shape ``(buffer_size, 1, history_size)`` as SB3's attribute (rebuilt: a copy; rows not filled are 0)."""
-        return self._all_rows(1)
-
     def _all_rows(self, which: int) -> np.ndarray:
+        """:return: ``h_t`` (``which = 0``) or ``h_{t+1}`` (1) of every row; rows not filled are 0"""
         out = np.zeros((self.buffer_size, 1, self.history_layout.size), np.float32)
         if self.size() > 0:
             out[: self.size(), 0] = self.histories(np.arange(self.size()))[which]
@@ -210,7 +220,7 @@ class HistoryReplayBuffer(ReplayBuffer):
         return ReplayBufferSamples(*(self.to_torch(array, copy=False) for array in data))  # fresh arrays: no second copy
 
 
-class ModelReplayBuffer(ReplayBuffer):
+class ModelReplayBuffer(_RebuiltHistoriesBuffer):
     """
     ``D_model``: a bounded ``ReplayBuffer`` of branched-rollout transitions that stores, per row, the
     ``D_env`` step its rollout started from and the rollout's steps up to this one (action in env units,
@@ -364,17 +374,8 @@ class ModelReplayBuffer(ReplayBuffer):
             obs_seq[:, -1], act_seq[:, -1], rew_seq[:, -1], records[:, -1, :n_obs],
         )
 
-    @property
-    def observations(self) -> np.ndarray:
-        """All ``h_t``, shape ``(buffer_size, 1, history_size)`` (rebuilt: a copy; rows not filled are 0, rows no longer live NaN)."""
-        return self._all_rows(0)
-
-    @property
-    def next_observations(self) -> np.ndarray:
-        """All ``h_{t+1}``, shape ``(buffer_size, 1, history_size)`` (rebuilt: a copy; rows not filled are 0, rows no longer live NaN)."""
-        return self._all_rows(1)
-
     def _all_rows(self, which: int) -> np.ndarray:
+        """:return: ``h_t`` (``which = 0``) or ``h_{t+1}`` (1) of every row; rows not filled are 0, rows no longer live NaN"""
         out = np.zeros((self.buffer_size, 1, self.history_layout.size), np.float32)
         rows = np.arange(self.size())
         live = self.live(rows)

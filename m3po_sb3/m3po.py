@@ -215,9 +215,7 @@ class M3PO(SAC):
             buffer_size=self.buffer_size,
             learning_starts=self.learning_starts,
         )
-        for name, value in integers.items():
-            if not isinstance(value, (int, np.integer)) or isinstance(value, bool):
-                raise TypeError(f"M3PO: {name} must be an integer, got {value!r}")
+        check_integers("M3PO", integers)
         epoch_of_rollouts = self.rollouts_per_step * self.epoch_length * self.rollout_length
         checks = [
             (self.rollout_length >= 1, f"rollout_length (k) must be >= 1, got {self.rollout_length}"),
@@ -248,9 +246,7 @@ class M3PO(SAC):
             checks.append((0 <= start < end, f"hybrid_schedule (a, b) needs 0 <= a < b, got {self.hybrid_schedule}"))
         if self.env is not None:
             checks.append((self.n_envs == 1, f"M3PO trains on one env (its epochs count single steps), got {self.n_envs}"))
-        for ok, message in checks:
-            if not ok:
-                raise ValueError(f"M3PO: {message}")
+        check_conditions("M3PO", checks)
 
     def _setup_model(self) -> None:
         assert self.history_layout is not None, "M3PO needs an env (or a saved agent) to know its history layout"
@@ -317,8 +313,9 @@ class M3PO(SAC):
         """
         size, layout = self.env_buffer.size(), self.history_layout
         assert layout is not None
-        histories = self.env_buffer.observations[:size].reshape(-1, layout.size)
-        next_obs, _, past_actions, _, _ = layout.split(self.env_buffer.next_observations[:size].reshape(-1, layout.size))
+        # One rebuild of both windows (the buffer's ``observations`` and ``next_observations`` would each rebuild both).
+        histories, next_histories = self.env_buffer.histories(np.arange(size))
+        next_obs, _, past_actions, _, _ = layout.split(next_histories)
         return histories, past_actions[:, -1], next_obs, self.env_buffer.rewards[:size].reshape(-1)
 
     def train_dynamics(self) -> dict[str, Any]:
@@ -518,6 +515,32 @@ class M2PO(M3PO):
         """
         model_kwargs = dict(MBPO_MODEL_KWARGS) if model_kwargs is None else model_kwargs
         super().__init__(policy, env, ensemble_size=ensemble_size, model_kwargs=model_kwargs, **kwargs)
+
+
+def check_integers(algo: str, integers: dict[str, Any]) -> None:
+    """
+    Hyper-parameter check shared by the agents: each value is an integer (not a bool).
+
+    :param algo: the algorithm's name, for the message
+    :param integers: hyper-parameter name -> value
+    :raises TypeError: naming the first value that is not
+    """
+    for name, value in integers.items():
+        if not isinstance(value, (int, np.integer)) or isinstance(value, bool):
+            raise TypeError(f"{algo}: {name} must be an integer, got {value!r}")
+
+
+def check_conditions(algo: str, checks: list[tuple[bool, str]]) -> None:
+    """
+    Hyper-parameter check shared by the agents: every condition holds.
+
+    :param algo: the algorithm's name, for the message
+    :param checks: ``(condition, message if it fails)`` pairs
+    :raises ValueError: with the message of the first failed condition
+    """
+    for ok, message in checks:
+        if not ok:
+            raise ValueError(f"{algo}: {message}")
 
 
 def _history_env(env: GymEnv | str, history_length: int | None, verbose: int, algo: str = "M3PO") -> tuple[GymEnv, HistoryLayout]:

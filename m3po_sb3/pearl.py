@@ -64,7 +64,7 @@ from stable_baselines3.common.type_aliases import GymEnv, Schedule
 from stable_baselines3.sac.policies import Actor, ContinuousCritic, SACPolicy
 
 from m3po_sb3.history import HistoryLayout
-from m3po_sb3.m3po import _history_env
+from m3po_sb3.m3po import _history_env, check_conditions, check_integers
 
 MIN_VARIANCE = 1e-7  # oyster's floor on each factor's variance
 
@@ -476,9 +476,7 @@ class PEARL(SAC):
             buffer_size=self.buffer_size,
             learning_starts=self.learning_starts,
         )
-        for name, value in integers.items():
-            if not isinstance(value, (int, np.integer)) or isinstance(value, bool):
-                raise TypeError(f"PEARL: {name} must be an integer, got {value!r}")
+        check_integers("PEARL", integers)
         checks = [
             (self.latent_dim >= 1, f"latent_dim must be >= 1, got {self.latent_dim}"),
             (
@@ -496,9 +494,7 @@ class PEARL(SAC):
         ]
         if self.env is not None:
             checks.append((self.n_envs == 1, f"PEARL trains on one env (like M3PO), got {self.n_envs}"))
-        for ok, message in checks:
-            if not ok:
-                raise ValueError(f"PEARL: {message}")
+        check_conditions("PEARL", checks)
 
     @property
     def context_encoder(self) -> ContextEncoder:
