@@ -137,11 +137,12 @@ def test_holdout_is_capped_and_an_epoch_is_a_fixed_number_of_rows():
     batches = []
     model._loss = lambda mean, *args, loss=model._loss: batches.append(mean.shape[1]) or loss(mean, *args)
     fit = dict(holdout_ratio=0.5, max_holdout=50, batch_size=10, rng=np.random.default_rng(0))
-    # 400 - 50 held out = 350 training rows: a window of 100 of them, or one pass (the default); with up to
-    # ten passes allowed, two passes cut at 700, or at most ten passes.
-    for epoch_rows, passes, expected in ((100, 1, 100), (None, 1, 350), (10**6, 1, 350), (700, 10, 700), (10**6, 10, 3500)):
+    # 400 - 50 held out = 350 training rows: a window of 100 of them, or one pass; with a floor of 700 rows,
+    # two passes, cut at 500 by a cap below the floor; the default floor, 2 560 rows (several passes).
+    for epoch_rows, floor, expected in ((100, 1, 100), (None, 1, 350), (10**6, 1, 350), (10**6, 700, 700), (500, 700, 500), (None, None, 2560)):
         batches.clear()
-        model.fit(*data, max_epochs=3, epoch_rows=epoch_rows, max_passes_per_epoch=passes, **fit)
+        floor_kwargs = {} if floor is None else dict(min_epoch_rows=floor)
+        model.fit(*data, max_epochs=3, epoch_rows=epoch_rows, **floor_kwargs, **fit)
         assert sum(batches) == 3 * expected and max(batches) == 10
 
 
