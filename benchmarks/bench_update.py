@@ -22,7 +22,7 @@ import torch as th
 from stable_baselines3 import SAC
 from stable_baselines3.common.logger import configure
 
-from m3po_sb3 import M3PO, history_policy_kwargs
+from m3po_sb3 import M3PO, HistorySAC, history_policy_kwargs
 from m3po_sb3.train import make_env  # also registers the meta_mujoco_envs
 
 BUFFER_ROWS = 5000
@@ -47,7 +47,8 @@ def make_agents(env_id: str, net_arch: tuple[int, ...], seed: int) -> dict[str, 
     history_env = make_env(env_id, 10)
     common = dict(batch_size=256, buffer_size=BUFFER_ROWS, seed=seed, device="cpu")
     agents: dict[str, SAC] = dict(
-        history_sac=SAC("MlpPolicy", history_env, policy_kwargs=history_policy_kwargs(history_env.history_layout, net_arch=net_arch), **common),
+        sb3_history_sac=SAC("MlpPolicy", history_env, policy_kwargs=history_policy_kwargs(history_env.history_layout, net_arch=net_arch), **common),
+        history_sac=HistorySAC("MlpPolicy", history_env, policy_kwargs=history_policy_kwargs(history_env.history_layout, net_arch=net_arch), **common),
         plain_sac=SAC("MlpPolicy", gym.make(env_id), policy_kwargs=dict(net_arch=list(net_arch), activation_fn=th.nn.SiLU), **common),
         m3po=M3PO(
             "MlpPolicy",
@@ -97,11 +98,11 @@ def main() -> None:
             if repeat > 0:  # the first round warms up (first updates, allocator)
                 timings[size, name].append(ms)
     print(f"env {args.env}, batch 256, torch threads {th.get_num_threads()}, median ms per update over {args.repeats} interleaved repeats of {args.chunk}")
-    print("| MLP | history-SAC ms | plain SAC ms | M3PO ms | history-SAC / plain | M3PO / plain |")
-    print("|---|---|---|---|---|---|")
+    print("| MLP | SB3 SAC on histories ms | history-SAC ms | plain SAC ms | M3PO ms | SB3 on histories / plain | history-SAC / plain | M3PO / plain |")
+    print("|---|---|---|---|---|---|---|---|")
     for size in sizes:
-        history, plain, m3po = (float(np.median(timings[size, name])) for name in ("history_sac", "plain_sac", "m3po"))
-        print(f"| {size} | {history:.1f} | {plain:.1f} | {m3po:.1f} | {history / plain:.2f} | {m3po / plain:.2f} |")
+        sb3, history, plain, m3po = (float(np.median(timings[size, name])) for name in ("sb3_history_sac", "history_sac", "plain_sac", "m3po"))
+        print(f"| {size} | {sb3:.1f} | {history:.1f} | {plain:.1f} | {m3po:.1f} | {sb3 / plain:.2f} | {history / plain:.2f} | {m3po / plain:.2f} |")
 
 
 if __name__ == "__main__":

@@ -21,7 +21,6 @@ from typing import Any, ClassVar, TypeVar
 import numpy as np
 import torch as th
 from gymnasium import spaces
-from stable_baselines3 import SAC
 from stable_baselines3.common.base_class import maybe_make_env
 from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.callbacks import BaseCallback, ConvertCallback
@@ -33,6 +32,7 @@ from stable_baselines3.sac.policies import SACPolicy
 from m3po_sb3.buffers import HistoryReplayBuffer, HybridReplayBuffer, ModelReplayBuffer
 from m3po_sb3.dynamics import MBPO_MODEL_KWARGS, DynamicsModel, MetaDynamicsModel
 from m3po_sb3.history import HistoryLayout, HistoryObservation, history_policy_kwargs
+from m3po_sb3.history_sac import HistorySAC
 from m3po_sb3.rollouts import RolloutBatch, TerminationFn, branched_rollouts
 
 SelfM3PO = TypeVar("SelfM3PO", bound="M3PO")
@@ -79,7 +79,7 @@ class ModelRolloutCallback(BaseCallback):
             algo.rollout_dynamics(algo.rollouts_per_step * algo.rollout_every)
 
 
-class M3PO(SAC):
+class M3PO(HistorySAC):
     """
     Meta-Model-Based Meta-Policy Optimization (Hiraoka et al., ACML 2021): SAC whose history-conditioned
     meta-policy learns from short branched rollouts of a history-conditioned meta-model trained on real data.

@@ -17,6 +17,7 @@ import gymnasium as gym
 from stable_baselines3 import SAC
 
 from m3po_sb3.history import HistoryObservation
+from m3po_sb3.history_sac import HistorySAC
 from m3po_sb3.m3po import M2PO, M3PO
 from m3po_sb3.pearl import PEARL
 
@@ -26,7 +27,7 @@ except ImportError:  # pragma: no cover - the package is optional for plain Gymn
     pass
 
 # --algo of the command line -> the class that trains and loads it ("sac" is history-SAC).
-AGENT_CLASSES: dict[str, type[SAC]] = {"m3po": M3PO, "m2po": M2PO, "m3po-h": M3PO, "sac": SAC, "pearl": PEARL}
+AGENT_CLASSES: dict[str, type[SAC]] = {"m3po": M3PO, "m2po": M2PO, "m3po-h": M3PO, "sac": HistorySAC, "pearl": PEARL}
 STATUSES = ("running", "interrupted", "finished")
 
 

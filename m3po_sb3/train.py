@@ -39,6 +39,7 @@ from m3po_sb3.checkpoint import (
 from m3po_sb3.diagnostics import DiagnosticsCallback
 from m3po_sb3.evaluation import MetaEvalCallback, append_eval_row, random_policy_returns
 from m3po_sb3.history import HistoryObservation, history_policy_kwargs
+from m3po_sb3.history_sac import HistorySAC
 from m3po_sb3.m3po import M2PO, M3PO
 from m3po_sb3.pearl import PEARL
 from m3po_sb3.plotting import RANDOM_POLICY_CSV, plot_learning_curve, random_policy_return
@@ -148,7 +149,7 @@ def make_agent(
         device=device,
     )
     if algo == "sac":
-        return SAC("MlpPolicy", env, buffer_size=config["env_buffer_size"], **common)
+        return HistorySAC("MlpPolicy", env, buffer_size=config["env_buffer_size"], **common)
     if algo == "m3po-h" and config.get("hybrid_schedule") is None:
         raise ValueError("m3po-h needs a beta schedule: this preset has none, pass --hybrid-schedule A B")
     agent_class = M2PO if algo == "m2po" else M3PO

@@ -93,7 +93,7 @@ def test_state_dict_roundtrip_keeps_normalisers_and_predictions(model_class):
     reloaded.load_state_dict(model.state_dict())
     histories, actions = th.as_tensor(data[0][:50]), th.as_tensor(data[1][:50])
     for name, buffer in model.named_buffers():
-        th.testing.assert_close(getattr(reloaded, name), buffer, rtol=0, atol=0)
+        th.testing.assert_close(reloaded.get_buffer(name), buffer, rtol=0, atol=0)
     for original, copy in zip(model(histories, actions), reloaded(histories, actions)):
         th.testing.assert_close(copy, original, rtol=0, atol=0)
     samples = [m.sample(histories, actions, th.Generator().manual_seed(3)) for m in (model, reloaded)]

@@ -6,9 +6,8 @@ import sys
 
 import pytest
 import torch as th
-from stable_baselines3 import SAC
 
-from m3po_sb3 import M2PO, M3PO
+from m3po_sb3 import HistorySAC, M2PO, M3PO
 from m3po_sb3.plotting import read_eval_csv
 from m3po_sb3.train import main
 
@@ -21,7 +20,7 @@ TINY = [
 
 @pytest.mark.parametrize(
     "algo, extra, agent_class",
-    [("m3po", [], M3PO), ("m2po", [], M2PO), ("m3po-h", ["--hybrid-schedule", "0", "2"], M3PO), ("sac", [], SAC)],
+    [("m3po", [], M3PO), ("m2po", [], M2PO), ("m3po-h", ["--hybrid-schedule", "0", "2"], M3PO), ("sac", [], HistorySAC)],
 )
 def test_cli_writes_model_evaluations_curve_and_config(tmp_path, capsys, algo, extra, agent_class):
     agent = main([*TINY, "--algo", algo, "--out", str(tmp_path), "--seed", "3", *extra])

@@ -1,0 +1,151 @@
+"""History-SAC: stable-baselines3's SAC on histories, with an update that runs the history encoders once.
+
+The model-free meta-RL baseline of the paper (a SAC whose policy and critics read a history through a GRU)
+and the base class of :class:`~m3po_sb3.M3PO`. The algorithm is SB3's ``SAC`` unchanged; only the order of
+the update's computations is arranged around the encoders. SB3's ``SAC.train`` runs a GRU encoder five
+times per gradient step (the actor on ``h`` and on ``h'``, the target critic on ``h'``, the critic on ``h``
+twice) and backpropagates through three of them; with a 5-unit GRU whose cost is the number of operations
+per step, not arithmetic, that made the history cost more than the networks it feeds. Here, per step:
+
+1. the parameter-free part of the encoding is done once for ``h`` and once for ``h'``, and the four GRU
+   passes of the actor (``h``, ``h'``), critic (``h``) and target critic (``h'``) run as one batched
+   recurrence (:func:`~m3po_sb3.history.stacked_gru_final_state`) with a hand-written backward pass;
+2. the actor's loss reads the updated critic's features of ``h`` computed without gradients, and the
+   critic's parameters are frozen while the actor's loss is built (SB3 computes those gradients and then
+   discards them at the critic's next ``zero_grad``). The actor's gradients are SB3's.
+"""
+
+from typing import Any
+
+import numpy as np
+import torch as th
+from stable_baselines3 import SAC
+from stable_baselines3.common.policies import ContinuousCritic
+from stable_baselines3.common.utils import polyak_update
+from stable_baselines3.sac.policies import LOG_STD_MAX, LOG_STD_MIN
+from torch.nn import functional as F
+
+from m3po_sb3.history import HistoryEncoder, HistoryFeaturesExtractor, stacked_gru_final_state
+
+
+class HistorySAC(SAC):
+    """
+    SB3 ``SAC`` for policies whose actor and critics read histories through their own
+    :class:`~m3po_sb3.HistoryFeaturesExtractor` (``policy_kwargs=history_policy_kwargs(layout)`` on a
+    :class:`~m3po_sb3.HistoryObservation` env). Constructor, arguments, saving and loading are ``SAC``'s.
+    The update is ``SAC.train``'s maths computed with fewer encoder passes (module docstring); a test checks
+    it gives SB3's losses and parameters. Other policies (another features extractor, a shared one, gSDE)
+    get ``SAC.train`` itself.
+    """
+
+    def train(self, gradient_steps: int, batch_size: int = 64) -> None:
+        if not self._reads_histories():
+            return super().train(gradient_steps, batch_size)
+        self.policy.set_training_mode(True)
+        optimizers = [self.actor.optimizer, self.critic.optimizer]
+        if self.ent_coef_optimizer is not None:
+            optimizers.append(self.ent_coef_optimizer)
+        self._update_learning_rate(optimizers)
+        logs: dict[str, list[float]] = dict(ent_coef=[], ent_coef_loss=[], actor_loss=[], critic_loss=[])
+
+        for gradient_step in range(gradient_steps):
+            data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)  # type: ignore[union-attr]
+            discounts = data.discounts if data.discounts is not None else self.gamma
+            obs, steps, features, next_features, critic_features, target_features = self._encode(data.observations, data.next_observations)
+            actions_pi, log_prob = self._actor_action_log_prob(features)
+            log_prob = log_prob.reshape(-1, 1)
+            ent_coef = self._update_ent_coef(log_prob, logs)
+
+            with th.no_grad():
+                next_actions, next_log_prob = self._actor_action_log_prob(next_features)
+                next_q_values, _ = th.min(th.cat(self._q_values(self.critic_target, target_features, next_actions), dim=1), dim=1, keepdim=True)
+                next_q_values = next_q_values - ent_coef * next_log_prob.reshape(-1, 1)
+                target_q_values = data.rewards + (1 - data.dones) * discounts * next_q_values
+
+            current_q_values = self._q_values(self.critic, critic_features, data.actions)
+            critic_loss = 0.5 * sum(F.mse_loss(current_q, target_q_values) for current_q in current_q_values)
+            assert isinstance(critic_loss, th.Tensor)
+            logs["critic_loss"].append(critic_loss.item())
+            self.critic.optimizer.zero_grad()
+            critic_loss.backward(retain_graph=True)  # the actor's loss backpropagates through the same recurrence
+            self.critic.optimizer.step()
+
+            with th.no_grad():  # the updated critic's features; the actor's loss needs no gradient through them
+                critic_features = self._features(obs, stacked_gru_final_state([_encoder(self.critic).gru_weights()], [steps])[0])
+            self.critic.requires_grad_(False)
+            q_values_pi = th.cat(self._q_values(self.critic, critic_features, actions_pi), dim=1)
+            self.critic.requires_grad_(True)
+            min_qf_pi, _ = th.min(q_values_pi, dim=1, keepdim=True)
+            actor_loss = (ent_coef * log_prob - min_qf_pi).mean()
+            logs["actor_loss"].append(actor_loss.item())
+            self.actor.optimizer.zero_grad()
+            actor_loss.backward()
+            self.actor.optimizer.step()
+
+            if gradient_step % self.target_update_interval == 0:
+                polyak_update(self.critic.parameters(), self.critic_target.parameters(), self.tau)
+                polyak_update(self.batch_norm_stats, self.batch_norm_stats_target, 1.0)
+
+        self._n_updates += gradient_steps
+        self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
+        for key, values in logs.items():
+            if values:
+                self.logger.record(f"train/{key}", np.mean(values))
+
+    def _reads_histories(self) -> bool:
+        """Whether the actor, critic and target critic each have their own history features extractor."""
+        extractors = [net.features_extractor for net in (self.actor, self.critic, self.critic_target)]
+        return (
+            all(isinstance(extractor, HistoryFeaturesExtractor) for extractor in extractors)
+            and len({id(extractor) for extractor in extractors}) == 3
+            and not self.use_sde
+        )
+
+    def _encode(self, histories: th.Tensor, next_histories: th.Tensor) -> tuple[th.Tensor, ...]:
+        """
+        :return: the current observations and GRU input sequences of ``histories`` (to re-encode them with the
+            updated critic), then the actor's features of ``histories`` and ``next_histories``, the critic's of
+            ``histories`` and the target critic's of ``next_histories`` (no gradient to the target)
+        """
+        encoder = _encoder(self.actor)
+        obs, steps = encoder.transitions(histories.float())
+        next_obs, next_steps = encoder.transitions(next_histories.float())
+        actor, critic, target = encoder.gru_weights(), _encoder(self.critic).gru_weights(), _encoder(self.critic_target).gru_weights(detach=True)
+        states = stacked_gru_final_state([actor, actor, critic, target], [steps, next_steps, steps, next_steps])
+        features = [self._features(current, state) for current, state in zip((obs, next_obs, obs, next_obs), states)]
+        return (obs, steps, *features)
+
+    @staticmethod
+    def _features(obs: th.Tensor, gru_state: th.Tensor) -> th.Tensor:
+        return th.cat([obs, gru_state], dim=1)  # HistoryEncoder's output
+
+    def _actor_action_log_prob(self, features: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
+        """SB3's ``Actor.action_log_prob`` from precomputed features."""
+        latent_pi = self.actor.latent_pi(features)
+        log_std = th.clamp(self.actor.log_std(latent_pi), LOG_STD_MIN, LOG_STD_MAX)  # type: ignore[operator]
+        return self.actor.action_dist.log_prob_from_params(self.actor.mu(latent_pi), log_std)
+
+    @staticmethod
+    def _q_values(critic: ContinuousCritic, features: th.Tensor, actions: th.Tensor) -> tuple[th.Tensor, ...]:
+        """SB3's ``ContinuousCritic.forward`` from precomputed features."""
+        q_input = th.cat([features, actions], dim=1)
+        return tuple(q_net(q_input) for q_net in critic.q_networks)
+
+    def _update_ent_coef(self, log_prob: th.Tensor, logs: dict[str, list[float]]) -> th.Tensor:
+        """SB3's entropy-coefficient step; returns the coefficient of this update (detached)."""
+        if self.ent_coef_optimizer is None or self.log_ent_coef is None:
+            ent_coef = self.ent_coef_tensor
+        else:
+            ent_coef = th.exp(self.log_ent_coef.detach())
+            assert isinstance(self.target_entropy, float)
+            ent_coef_loss = -(self.log_ent_coef * (log_prob + self.target_entropy).detach()).mean()
+            logs["ent_coef_loss"].append(ent_coef_loss.item())
+            self.ent_coef_optimizer.zero_grad()
+            ent_coef_loss.backward()
+            self.ent_coef_optimizer.step()
+        logs["ent_coef"].append(ent_coef.item())
+        return ent_coef
+
+
+def _encoder(network: Any) -> HistoryEncoder:
+    return network.features_extractor.encoder
