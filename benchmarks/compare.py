@@ -1,4 +1,4 @@
-"""Learning comparison of M3PO, M2PO and history-SAC (issue 5): same networks, G, warm-up and seeds.
+"""Learning comparison of M3PO, M2PO and the baselines (issues 5, 10): same networks, G, warm-up and seeds.
 
 Trains the (env × algo × seed) grid in parallel with :mod:`m3po_sb3.sweep` (each run is
 ``python -m m3po_sb3.train ... --diagnostics``), then writes into ``--results``:
@@ -6,25 +6,32 @@ Trains the (env × algo × seed) grid in parallel with :mod:`m3po_sb3.sweep` (ea
 - ``returns.csv`` and ``diagnostics.csv``: every run's evaluations and diagnostics (of the runs trained with
   ``--diagnostics``), one row per (run, step);
 - ``ENV_returns.png`` (with the random policy's return) and ``ENV_diagnostics.png``: mean ± std over seeds;
-- ``table.md``: evaluation return (mean ± std over seeds) at fixed sample counts.
+- ``table.md``: evaluation return (mean ± std over seeds) at fixed sample counts;
+- with ``rliable`` installed (``pip install -e .[bench]``): ``iqm.csv`` (``env, algo, timesteps, iqm,
+  ci_low, ci_high, n_seeds``), ``ENV_iqm.png`` and IQM tables: the interquartile mean over seeds of the
+  evaluation return with its stratified-bootstrap 95 % interval (Agarwal et al. 2021), per evaluation step.
 
 ``--aggregate-only`` re-reads finished runs. Everything after ``--`` goes to every run's training command
-line (the default is the CPU budget described in benchmarks/README.md).
+line (the default is the CPU budget described in benchmarks/README.md); ``--algo-args ALGO=ARGS`` adds
+arguments to one algorithm's runs (e.g. ``"rl2=--timesteps 100000"``). Runs log diagnostics unless
+``--no-diagnostics``, except RL² (``rl2``), which has no replay buffer to compute them on.
 """
 
 import argparse
 import csv
+import importlib.util
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from m3po_sb3.plotting import mean_over_seeds, plot_seed_curves, random_policy_return, read_csv_columns
+from m3po_sb3.plotting import mean_over_seeds, plot_interval_curves, plot_seed_curves, random_policy_return, read_csv_columns
 from m3po_sb3.sweep import BACKENDS, grid, run_dir, run_sweep
 
 DEFAULT_TRAIN_ARGS = (
-    "--preset demo --epoch-length 500 --gradient-steps 1 --eval-freq 500 --eval-episodes 3 --diagnostics --no-progress-bar"
+    "--preset demo --epoch-length 500 --gradient-steps 1 --eval-freq 500 --eval-episodes 3 --no-progress-bar"
 ).split()
+WITHOUT_DIAGNOSTICS = ("rl2",)  # on-policy: no replay buffer
 DIAGNOSTICS = ("eps_m", "eps_pi", "td_error")
 
 
@@ -78,6 +85,47 @@ def diagnostics_table(env: str, paths: dict[str, list[Path]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+IQMCurve = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+
+
+def iqm_curves(evals: dict[str, list[Path]], reps: int = 2000, seed: int = 0) -> dict[str, IQMCurve]:
+    """
+    Interquartile mean over seeds of the evaluation return, with stratified-bootstrap 95 % intervals, at every
+    evaluation step all of an algorithm's seeds reached, by ``rliable`` (an optional dependency).
+
+    :param evals: algo -> the ``eval.csv`` of its seeds
+    :param reps: bootstrap replications
+    :param seed: seed of the bootstrap
+    :return: algo -> ``(timesteps, iqm, ci_low, ci_high)``
+    """
+    from rliable import library as rly
+    from rliable import metrics
+
+    curves = {}
+    for algo, paths in evals.items():
+        columns = [read_csv_columns(path) for path in paths]
+        steps = sorted(set.intersection(*(set(column["timesteps"]) for column in columns)))
+        scores = np.array([[column["mean_return"][list(column["timesteps"]).index(step)] for step in steps] for column in columns])
+        np.random.seed(seed)  # rliable's bootstrap draws from numpy's global generator
+
+        def iqm(runs_tasks_steps: np.ndarray) -> np.ndarray:
+            return np.array([metrics.aggregate_iqm(runs_tasks_steps[..., step]) for step in range(runs_tasks_steps.shape[-1])])
+
+        estimates, intervals = rly.get_interval_estimates({algo: scores[:, None, :]}, iqm, reps=reps)  # (runs, 1 task, steps)
+        curves[algo] = (np.array(steps, dtype=int), estimates[algo], intervals[algo][0], intervals[algo][1])
+    return curves
+
+
+def iqm_table(env: str, curves: dict[str, IQMCurve], n_seeds: dict[str, int], sample_counts: Sequence[int]) -> str:
+    """:return: a markdown table of the IQM [95 % interval] at ``sample_counts`` (``–`` where a curve has no point)"""
+    lines = [f"**{env}**: evaluation return, IQM over seeds [stratified-bootstrap 95 % interval]", ""]
+    lines += ["| algo | seeds | " + " | ".join(f"{n} steps" for n in sample_counts) + " |", "|---" * (len(sample_counts) + 2) + "|"]
+    for algo, (steps, estimate, low, high) in curves.items():
+        at = {int(t): f"{m:.0f} [{lo:.0f}, {hi:.0f}]" for t, m, lo, hi in zip(steps, estimate, low, high)}
+        lines.append(f"| {algo} | {n_seeds[algo]} | " + " | ".join(at.get(n, "–") for n in sample_counts) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def aggregate(runs: dict[tuple[str, str, int], Path], results: Path, sample_counts: Sequence[int] | None) -> str:
     """
     Write the CSVs, PNGs and markdown table of finished runs.
@@ -92,7 +140,8 @@ def aggregate(runs: dict[tuple[str, str, int], Path], results: Path, sample_coun
     diagnosed = {key: folder for key, folder in runs.items() if (folder / "diagnostics.csv").is_file()}  # trained with --diagnostics
     if diagnosed:
         write_long_csv(results / "diagnostics.csv", diagnosed, "diagnostics.csv")
-    tables = []
+    tables: list[str] = []
+    iqm_rows: list[tuple] = []
     for env in dict.fromkeys(env for env, _, _ in runs):
         by_algo: dict[str, list[Path]] = {}
         for (run_env, algo, _), folder in runs.items():
@@ -105,10 +154,18 @@ def aggregate(runs: dict[tuple[str, str, int], Path], results: Path, sample_coun
             common = set.intersection(*(set(read_csv_columns(path)["timesteps"]) for paths in evals.values() for path in paths))
             sample_counts = [int(t) for t in sorted(common)]
         tables.append(markdown_table(env, evals, sample_counts))
+        if importlib.util.find_spec("rliable") is not None:
+            curves = iqm_curves(evals)
+            iqm_rows.extend((env, algo, *row, len(evals[algo])) for algo, curve in curves.items() for row in zip(*curve))
+            plot_interval_curves(curves, results / f"{env}_iqm.png", title=f"{env}: IQM over seeds, 95 % interval", random_return=floor)
+            tables.append(iqm_table(env, curves, {algo: len(paths) for algo, paths in evals.items()}, sample_counts))
         diagnostics = {algo: [folder / "diagnostics.csv" for folder in folders if folder in diagnosed.values()] for algo, folders in by_algo.items()}
         if all(diagnostics.values()):
             plot_seed_curves(diagnostics, results / f"{env}_diagnostics.png", columns=DIAGNOSTICS, title=f"{env}: diagnostics")
             tables.append(diagnostics_table(env, diagnostics))
+    if iqm_rows:
+        with open(results / "iqm.csv", "w", newline="") as file:
+            csv.writer(file).writerows([("env", "algo", "timesteps", "iqm", "ci_low", "ci_high", "n_seeds"), *iqm_rows])
     (results / "table.md").write_text("\n".join(tables))
     return "\n".join(tables)
 
@@ -126,6 +183,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--backend", choices=BACKENDS, default="process")
     parser.add_argument("--workers", type=int, default=None, help="local processes (default: the CPU count)")
     parser.add_argument("--aggregate-only", action="store_true", help="do not train, aggregate the runs found")
+    parser.add_argument("--algo-args", nargs="+", default=[], metavar="ALGO=ARGS", help='arguments of one algorithm\'s runs, e.g. "rl2=--timesteps 100000"')
+    parser.add_argument("--no-diagnostics", dest="diagnostics", action="store_false", help="runs without --diagnostics")
     parser.add_argument("train_args", nargs=argparse.REMAINDER, help="after --: arguments of every run")
     return parser
 
@@ -135,11 +194,18 @@ def main(argv: Sequence[str] | None = None) -> str:
     :param argv: command line arguments (default: ``sys.argv[1:]``)
     :return: the markdown tables
     """
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     train_args = args.train_args[1:] if args.train_args[:1] == ["--"] else args.train_args
     train_args = [*(train_args or DEFAULT_TRAIN_ARGS), "--timesteps", str(args.timesteps)]
+    algo_args = {algo: ["--diagnostics"] if args.diagnostics and algo not in WITHOUT_DIAGNOSTICS else [] for algo in args.algos}
+    for item in args.algo_args:
+        algo, sep, text = item.partition("=")
+        if not sep or algo not in algo_args:
+            parser.error(f"--algo-args takes ALGO=ARGS with ALGO one of --algos ({', '.join(args.algos)}), got {item!r}")
+        algo_args[algo] += text.split()
     if not args.aggregate_only:
-        run_sweep(grid(args.algos, args.envs, args.seeds, args.runs, train_args), args.backend, args.workers)
+        run_sweep(grid(args.algos, args.envs, args.seeds, args.runs, train_args, algo_args), args.backend, args.workers)
     runs = {(env, algo, seed): run_dir(args.runs, env, algo, seed) for env in args.envs for algo in args.algos for seed in args.seeds}
     tables = aggregate(runs, Path(args.results), args.sample_counts)
     print(tables)

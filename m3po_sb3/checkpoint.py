@@ -4,7 +4,7 @@ A checkpoint is a folder (``RUN/checkpoint``) holding everything a run's next st
 
 - ``agent.zip``: SB3's ``save`` (networks, their optimisers, the entropy coefficient, counters, the last
   observation; for M3PO also the dynamics model and its optimiser);
-- ``replay_buffer.pkl`` (SB3's ``save_replay_buffer``: M3PO's ``D_model``, SAC's replay buffer) and, for M3PO,
+- ``replay_buffer.pkl`` of an off-policy agent (SB3's ``save_replay_buffer``: M3PO's ``D_model``, SAC's replay buffer) and, for M3PO,
   ``env_buffer.pkl`` (``D_env``);
 - ``state.pkl``: the random generators (Python, NumPy, torch, the action space's), the evaluation log of
   :class:`m3po_sb3.MetaEvalCallback` and the training env, pickled mid-episode with its state;
@@ -20,7 +20,8 @@ checkpoint: identical up to it, different after it. The state of other callbacks
 and as it draws from the global generators, a run with diagnostics does not resume bit-identically.
 
 Checkpoints are taken at ``on_rollout_start``, after a step was stored and trained on (SB3's
-``on_step`` comes between an env step and its storage, where no consistent state exists). A checkpoint is
+``on_step`` comes between an env step and its storage, where no consistent state exists); for an on-policy
+agent (RL²'s ``RecurrentPPO``) that is between two rollouts, so its rollout buffer is empty and not saved. A checkpoint is
 written to ``checkpoint.tmp`` and then swapped in, so an interruption while saving keeps the previous one.
 """
 
@@ -41,8 +42,9 @@ import cloudpickle
 import numpy as np
 import torch as th
 from gymnasium.utils import EzPickle
-from stable_baselines3 import SAC
+from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback, EvalCallback
+from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.save_util import load_from_pkl, save_to_pkl
 from stable_baselines3.common.vec_env import VecEnv
 
@@ -91,7 +93,7 @@ def pickle_env(env: VecEnv) -> bytes | None:
     return file.getvalue()
 
 
-def rng_state(agent: SAC) -> dict[str, Any]:
+def rng_state(agent: BaseAlgorithm) -> dict[str, Any]:
     """:return: the states of the random generators a training step draws from"""
     state = dict(
         python=random.getstate(),
@@ -104,7 +106,7 @@ def rng_state(agent: SAC) -> dict[str, Any]:
     return state
 
 
-def set_rng_state(agent: SAC, state: dict[str, Any]) -> None:
+def set_rng_state(agent: BaseAlgorithm, state: dict[str, Any]) -> None:
     """:param state: from :func:`rng_state`"""
     random.setstate(state["python"])
     np.random.set_state(state["numpy"])
@@ -115,7 +117,7 @@ def set_rng_state(agent: SAC, state: dict[str, Any]) -> None:
 
 
 def save_checkpoint(
-    agent: SAC, folder: str | Path, eval_callback: EvalCallback | None = None, files: Sequence[str | Path] = ()
+    agent: BaseAlgorithm, folder: str | Path, eval_callback: EvalCallback | None = None, files: Sequence[str | Path] = ()
 ) -> Path:
     """
     Save what a run needs to continue from its current step (see the module docstring).
@@ -131,7 +133,8 @@ def save_checkpoint(
     shutil.rmtree(tmp, ignore_errors=True)
     (tmp / "files").mkdir(parents=True)
     agent.save(tmp / "agent.zip")
-    agent.save_replay_buffer(tmp / "replay_buffer.pkl")
+    if isinstance(agent, OffPolicyAlgorithm):
+        agent.save_replay_buffer(tmp / "replay_buffer.pkl")
     if isinstance(agent, M3PO):
         agent.save_env_buffer(tmp / "env_buffer.pkl")
     env = agent.get_env()
@@ -163,8 +166,8 @@ def find_checkpoint(run_folder: str | Path) -> Path | None:
 
 
 def load_checkpoint(
-    folder: str | Path, agent_class: type[SAC], make_env: Callable[[], VecEnv], device: str = "auto"
-) -> tuple[SAC, dict[str, Any] | None]:
+    folder: str | Path, agent_class: type[BaseAlgorithm], make_env: Callable[[], VecEnv], device: str = "auto"
+) -> tuple[BaseAlgorithm, dict[str, Any] | None]:
     """
     Rebuild an agent as it was at a checkpoint, its random generators included, and copy the checkpoint's
     CSV files back into the run folder (dropping rows written after it).
@@ -184,7 +187,8 @@ def load_checkpoint(
         env = make_env()
         env.seed(None if agent.seed is None else agent.seed + agent.num_timesteps)
         agent.set_env(env, force_reset=True)
-    agent.load_replay_buffer(folder / "replay_buffer.pkl")
+    if isinstance(agent, OffPolicyAlgorithm):
+        agent.load_replay_buffer(folder / "replay_buffer.pkl")
     if isinstance(agent, M3PO):
         agent.load_env_buffer(folder / "env_buffer.pkl")
     for path in (folder / "files").iterdir():
@@ -235,7 +239,8 @@ class RunCheckpointCallback(BaseCallback):
 
     def _on_rollout_start(self) -> None:
         steps = self.model.num_timesteps
-        due = self.save_freq > 0 and steps % self.save_freq == 0 and steps != self._last_saved
+        # A multiple of save_freq was reached since the last save (on-policy rollouts cross it, SAC's steps hit it).
+        due = self.save_freq > 0 and steps // self.save_freq > self._last_saved // self.save_freq
         if due or self.stop_requested:
             save_checkpoint(self.model, self.folder, self.eval_callback, self.files)  # type: ignore[arg-type]
             self._last_saved = steps

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import gymnasium as gym
+import numpy as np
 from gymnasium.wrappers import RecordVideo
 
 from m3po_sb3.runs import load_run, read_config
@@ -64,8 +65,10 @@ def play_episode(agent, env: gym.Env, seed: int, deterministic: bool) -> dict[st
     """
     obs, _ = env.reset(seed=seed)
     total, length, switches, done = 0.0, 0, 0, False
+    state, episode_start = None, np.ones(1, dtype=bool)  # a recurrent policy's (RL²'s) memory, carried along
     while not done:
-        action, _ = agent.predict(obs, deterministic=deterministic)
+        action, state = agent.predict(obs, state=state, episode_start=episode_start, deterministic=deterministic)
+        episode_start = np.zeros(1, dtype=bool)
         obs, reward, terminated, truncated, info = env.step(action)
         total, length = total + float(reward), length + 1
         switches += bool(info.get("task_switched", False))

@@ -92,6 +92,39 @@ def plot_seed_curves(
     return Path(out_png)
 
 
+def plot_interval_curves(
+    curves: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]],
+    out_png: str | os.PathLike,
+    title: str | None = None,
+    random_return: float | None = None,
+    ylabel: str = "return",
+) -> Path:
+    """
+    Plot aggregate curves with their intervals (e.g. the interquartile mean over seeds and its bootstrap 95 %
+    interval), with the random policy's return as the floor.
+
+    :param curves: label -> ``(timesteps, estimate, interval low, interval high)``
+    :param out_png: image to write
+    :param title: figure title
+    :param random_return: the random policy's return (``None``: not drawn)
+    :param ylabel: the y axis' label
+    :return: the path of the image
+    """
+    figure = _figure(figsize=(5.5, 3.8))
+    axes = figure.add_subplot(1, 1, 1)
+    for label, (timesteps, estimate, low, high) in curves.items():
+        axes.plot(timesteps, estimate, marker="o", markersize=3, label=label)
+        axes.fill_between(timesteps, low, high, alpha=0.2)
+    _random_line(axes, random_return)
+    axes.set_xlabel("env steps")
+    axes.set_ylabel(ylabel)
+    axes.legend(fontsize="small")
+    if title is not None:
+        figure.suptitle(title)
+    figure.savefig(out_png, dpi=120)
+    return Path(out_png)
+
+
 def _random_line(axes, random_return: float | None) -> None:  # noqa: ANN001 (matplotlib is imported lazily)
     if random_return is not None:
         axes.axhline(random_return, color="grey", linestyle="--", label=f"random policy ({random_return:.0f})")

@@ -1,4 +1,5 @@
-"""Hyper-parameter presets: Table 2 (M3PO), Table 3 (M3PO-h's β schedule) of the seed, and a CPU demo.
+"""Hyper-parameter presets: Table 2 (M3PO), Table 3 (M3PO-h's β schedule) of the seed, a CPU demo and the
+CPU-sized comparison (``cpu``).
 
 A preset is a small dict of hyper-parameters, named as :class:`m3po_sb3.M3PO`'s arguments, plus ``n_epochs``
 (the budget is ``n_epochs * epoch_length`` env steps), ``history_length`` (of the ``HistoryObservation``),
@@ -70,12 +71,26 @@ PRESETS: dict[str, dict[str, Any]] = {
         batch_size=128,
         hybrid_schedule=(4, 8),
     ),
+    # The CPU-sized comparison of benchmarks/README.md (issue 10): Table 2's E, k, L, B and model structure,
+    # 20 epochs (20 000 steps), 64-64 networks and models, M = 100 (made 50 steps' worth at a time), G = 5.
+    "cpu": dict(
+        TABLE2,
+        n_epochs=20,
+        net_arch=(64, 64),
+        model_kwargs=dict(hidden_units=64, num_hidden_layers=2),
+        m2po_model_kwargs=dict(MBPO_MODEL_KWARGS, hidden_units=64),
+        env_buffer_size=20 * 1000,
+        rollouts_per_step=100,
+        rollout_every=50,
+        gradient_steps=5,
+        hybrid_schedule=(8, 14),
+    ),
 }
 
 
 def get_preset(name: str) -> dict[str, Any]:
     """
-    :param name: an env id of Table 2 or ``"demo"``
+    :param name: an env id of Table 2, ``"demo"`` or ``"cpu"``
     :return: a copy of the preset, free to modify
     """
     if name not in PRESETS:

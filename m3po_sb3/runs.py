@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
-from stable_baselines3 import SAC
+from sb3_contrib import RecurrentPPO
+from stable_baselines3.common.base_class import BaseAlgorithm
 
 from m3po_sb3.history import HistoryObservation
 from m3po_sb3.history_sac import HistorySAC
@@ -26,8 +27,17 @@ try:  # registers the meta-RL envs with Gymnasium
 except ImportError:  # pragma: no cover - the package is optional for plain Gymnasium envs
     pass
 
-# --algo of the command line -> the class that trains and loads it ("sac" is history-SAC).
-AGENT_CLASSES: dict[str, type[SAC]] = {"m3po": M3PO, "m2po": M2PO, "m3po-h": M3PO, "sac": HistorySAC, "pearl": PEARL}
+# --algo of the command line -> the class that trains and loads it: "sac" is history-SAC, "oracle" history-SAC
+# on the env with the task in its observation (task_in_obs=True), "rl2" RL² as sb3-contrib's RecurrentPPO.
+AGENT_CLASSES: dict[str, type[BaseAlgorithm]] = {
+    "m3po": M3PO,
+    "m2po": M2PO,
+    "m3po-h": M3PO,
+    "sac": HistorySAC,
+    "oracle": HistorySAC,
+    "rl2": RecurrentPPO,
+    "pearl": PEARL,
+}
 STATUSES = ("running", "interrupted", "finished")
 
 
@@ -91,7 +101,7 @@ def read_status(folder: str | os.PathLike) -> dict[str, Any] | None:
 
 def load_run(
     folder: str | os.PathLike, best: bool = False, env_kwargs: dict[str, Any] | None = None, **load_kwargs: Any
-) -> tuple[SAC, HistoryObservation]:
+) -> tuple[BaseAlgorithm, HistoryObservation]:
     """
     The agent of a run folder and its env, rebuilt as the run made it (env id, ``--env-kwargs``, the
     ``HistoryObservation`` of its history length).

@@ -18,7 +18,7 @@ import json
 import multiprocessing
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from itertools import product
 from pathlib import Path
@@ -31,17 +31,27 @@ def run_dir(out: str | os.PathLike, env: str, algo: str, seed: int) -> Path:
     return Path(out) / env / algo / f"seed_{seed}"
 
 
-def grid(algos: Sequence[str], envs: Sequence[str], seeds: Sequence[int], out: str | os.PathLike, train_args: Sequence[str] = ()) -> list[list[str]]:
+def grid(
+    algos: Sequence[str],
+    envs: Sequence[str],
+    seeds: Sequence[int],
+    out: str | os.PathLike,
+    train_args: Sequence[str] = (),
+    algo_args: Mapping[str, Sequence[str]] | None = None,
+) -> list[list[str]]:
     """
     :param algos: algorithms (``--algo`` of :mod:`m3po_sb3.train`)
     :param envs: env ids
     :param seeds: random seeds
     :param out: root output folder
     :param train_args: further arguments of every run's command line
+    :param algo_args: further arguments of one algorithm's runs, after ``train_args`` (so a value option there,
+        e.g. ``--timesteps``, overrides the common one)
     :return: one :mod:`m3po_sb3.train` command line per run, envs outermost
     """
+    algo_args = algo_args or {}
     return [
-        ["--env", env, "--algo", algo, "--seed", str(seed), "--out", str(run_dir(out, env, algo, seed)), *train_args]
+        ["--env", env, "--algo", algo, "--seed", str(seed), "--out", str(run_dir(out, env, algo, seed)), *train_args, *algo_args.get(algo, ())]
         for env, algo, seed in product(envs, algos, seeds)
     ]
 

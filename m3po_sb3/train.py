@@ -1,4 +1,4 @@
-"""Train M3PO, M2PO, M3PO-h or history-SAC on one env and write the agent, its evaluations and learning curve.
+"""Train M3PO, M2PO, M3PO-h or a baseline (history-SAC, oracle, RL², PEARL) on one env and write the agent, its evaluations and learning curve.
 
 ``python -m m3po_sb3.train --env HalfCheetahFwdBwd-v0 --algo m3po --seed 0`` trains with the env's Table-2
 preset (:mod:`m3po_sb3.presets`) into a new run folder, numbered as RL Zoo's (``logs/m3po/ENV_1``,
@@ -6,7 +6,9 @@ preset (:mod:`m3po_sb3.presets`) into a new run folder, numbered as RL Zoo's (``
 ``random_policy.csv``, ``learning_curve.png``, ``config.json`` and ``status.json`` (:mod:`m3po_sb3.runs`).
 Ctrl-C stops after the current step and leaves all of them and a checkpoint; ``--resume DIR`` continues the
 run (:mod:`m3po_sb3.checkpoint`). ``sac`` is the model-free baseline with the same history wrapper, features
-extractor, networks, ``G`` and warm-up.
+extractor, networks, ``G`` and warm-up; ``oracle`` is the same agent on the env with the task in its
+observation (``task_in_obs=True``: a ceiling); ``rl2`` is RL² (sb3-contrib's ``RecurrentPPO`` on histories of
+length 1, so that its input holds the last step's observation, action and reward) with the preset's MLPs.
 """
 
 import argparse
@@ -21,7 +23,8 @@ from typing import Any
 import gymnasium as gym
 import stable_baselines3
 import torch as th
-from stable_baselines3 import SAC
+from sb3_contrib import RecurrentPPO
+from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.utils import get_device
@@ -61,6 +64,9 @@ OVERRIDABLE = (
 # What a run folder gets (beside config.json and status.json); a new run refuses a folder holding any of them.
 RUN_FILES = ("model.zip", "best_model.zip", "eval.csv", "evaluations.npz", RANDOM_POLICY_CSV, "learning_curve.png", "diagnostics.csv")
 DEFAULT_SAVE_EPOCHS = 10  # checkpoint every 10 epochs unless --save-freq says otherwise
+# RL²'s PPO (sb3-contrib's defaults otherwise): rollouts of 1 000 steps, a MuJoCo episode, so that the LSTM
+# is trained on sequences that span several task switches; 4 minibatches per epoch.
+RL2_KWARGS = dict(n_steps=1000, batch_size=250)
 
 
 class UsageError(ValueError):
@@ -126,7 +132,7 @@ def make_agent(
     seed: int,
     device: str = "auto",
     tensorboard_log: str | None = None,
-) -> SAC:
+) -> BaseAlgorithm:
     """
     :param algo: one of :data:`ALGOS`
     :param env: the training env (history observations)
@@ -138,6 +144,9 @@ def make_agent(
     """
     if algo == "pearl":  # oyster's networks and hyper-parameters (PEARL's defaults) on the same histories
         return PEARL("MlpPolicy", env, seed=seed, device=device, tensorboard_log=tensorboard_log)
+    if algo == "rl2":  # RL²: an LSTM over the episode whose input holds the last step's (o, a, r) (L = 1)
+        lstm_kwargs = dict(net_arch=list(config["net_arch"]), activation_fn=th.nn.SiLU, optimizer_kwargs=dict(fused=True))
+        return RecurrentPPO("MlpLstmPolicy", env, policy_kwargs=lstm_kwargs, seed=seed, device=device, tensorboard_log=tensorboard_log, **RL2_KWARGS)
     policy_kwargs = history_policy_kwargs(env.history_layout, config["gru_units"], config["net_arch"])
     common = dict(
         gradient_steps=config["gradient_steps"],
@@ -148,7 +157,7 @@ def make_agent(
         seed=seed,
         device=device,
     )
-    if algo == "sac":
+    if algo in ("sac", "oracle"):
         return HistorySAC("MlpPolicy", env, buffer_size=config["env_buffer_size"], **common)
     if algo == "m3po-h" and config.get("hybrid_schedule") is None:
         raise ValueError("m3po-h needs a beta schedule: this preset has none, pass --hybrid-schedule A B")
@@ -194,6 +203,13 @@ def run_settings(args: argparse.Namespace) -> dict[str, Any]:
         raise UsageError(f"no preset for {args.env!r}: pass --preset, one of {', '.join(PRESETS)}")
     config = get_preset(preset)
     config.update({key: getattr(args, key) for key in OVERRIDABLE if getattr(args, key) is not None})
+    env_kwargs = dict(args.env_kwargs)
+    if args.algo == "oracle":  # history-SAC that sees the task: the ceiling of a comparison
+        env_kwargs["task_in_obs"] = True
+    if args.algo == "rl2":
+        if args.history_length not in (None, 1) or args.diagnostics:
+            raise UsageError("--algo rl2 sees the last step only (history length 1) and has no diagnostics (they need a replay buffer)")
+        config["history_length"] = 1
     timesteps = config["n_epochs"] * config["epoch_length"] if args.timesteps is None else args.timesteps
     eval_freq = config["epoch_length"] if args.eval_freq is None else args.eval_freq
     if eval_freq < 1 or args.eval_episodes < 1:
@@ -207,7 +223,7 @@ def run_settings(args: argparse.Namespace) -> dict[str, Any]:
     return dict(
         args=vars(args),
         env=args.env,
-        env_kwargs=args.env_kwargs,
+        env_kwargs=env_kwargs,
         algo=args.algo,
         seed=args.seed,
         preset=preset,
@@ -237,7 +253,7 @@ def new_run_folder(args: argparse.Namespace) -> Path:
     return out
 
 
-def build_agent(config: dict[str, Any]) -> SAC:
+def build_agent(config: dict[str, Any]) -> BaseAlgorithm:
     """
     :param config: the run's settings (:func:`run_settings`)
     :return: a new agent, or the ``--trained-agent`` loaded onto the run's env
@@ -265,7 +281,7 @@ def write_random_policy_returns(config: dict[str, Any], out: Path) -> None:
     append_eval_row(out / RANDOM_POLICY_CSV, 0, random_policy_returns(env, config["args"]["eval_episodes"], config["seed"]))
 
 
-def train(args: argparse.Namespace) -> SAC:
+def train(args: argparse.Namespace) -> BaseAlgorithm:
     """
     Train as the parsed command line says, into a new run folder (or continue one with ``--resume``).
 
@@ -285,7 +301,7 @@ def train(args: argparse.Namespace) -> SAC:
     return run_training(agent, config, out, args.progress_bar)
 
 
-def resume(folder: str | Path, progress_bar: bool = True) -> SAC:
+def resume(folder: str | Path, progress_bar: bool = True) -> BaseAlgorithm:
     """
     Continue a run from its checkpoint (or start it over if it stopped before its first checkpoint).
 
@@ -316,7 +332,7 @@ def build_env(config: dict[str, Any]) -> HistoryObservation:
     return make_env(config["env"], config["hyperparameters"]["history_length"], config["env_kwargs"])
 
 
-def run_training(agent: SAC, config: dict[str, Any], out: Path, progress_bar: bool, eval_log: dict[str, Any] | None = None) -> SAC:
+def run_training(agent: BaseAlgorithm, config: dict[str, Any], out: Path, progress_bar: bool, eval_log: dict[str, Any] | None = None) -> BaseAlgorithm:
     """
     Train up to the run's budget with evaluations, checkpoints and Ctrl-C handling, then write the agent,
     the learning curve and the run's status.
@@ -379,7 +395,7 @@ def plot_run(config: dict[str, Any], out: Path) -> None:
     )
 
 
-def main(argv: Sequence[str] | None = None) -> SAC:
+def main(argv: Sequence[str] | None = None) -> BaseAlgorithm:
     """
     :param argv: command line arguments (default: ``sys.argv[1:]``)
     :return: the trained agent

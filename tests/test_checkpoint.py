@@ -58,6 +58,22 @@ def test_interrupted_and_resumed_run_equals_the_uninterrupted_one(tmp_path, monk
     assert np.array_equal(parameters(resumed), parameters(whole))
 
 
+def test_rl2_stops_between_rollouts_and_resumes_to_the_uninterrupted_run(tmp_path, monkeypatch, ctrl_c_at):
+    """An on-policy agent (RL², rollouts of 1 000 steps) checkpoints between rollouts: Ctrl-C takes effect at the
+    next rollout's start, and the resumed run equals the uninterrupted one."""
+    run = [*RUN, "--algo", "rl2", "--history-length", "1", "--timesteps", "2000", "--eval-freq", "500", "--save-freq", "0"]
+    whole = main([*run, "--out", str(tmp_path / "whole")])
+    ctrl_c_at(300)
+    interrupted = main([*run, "--out", str(tmp_path / "cut")])
+    monkeypatch.undo()
+    assert read_status(tmp_path / "cut") == dict(status="interrupted", num_timesteps=1000, total_timesteps=2000)
+    assert interrupted.num_timesteps == 1000 and find_checkpoint(tmp_path / "cut") is not None
+    resumed = main(["--resume", str(tmp_path / "cut"), "--no-progress-bar"])
+    assert resumed.num_timesteps == 2000
+    assert (tmp_path / "cut" / "eval.csv").read_text() == (tmp_path / "whole" / "eval.csv").read_text()
+    assert np.array_equal(parameters(resumed), parameters(whole))
+
+
 def test_a_run_killed_after_a_checkpoint_drops_the_evaluations_made_after_it(tmp_path):
     main([*RUN, "--timesteps", "60", "--out", str(tmp_path)])
     status = json.loads((tmp_path / "status.json").read_text())

@@ -1,10 +1,12 @@
 """The parallel runner: a tiny two-run sweep in a process pool, and the optional Ray backend."""
 
+import csv
 import json
 import sys
 from itertools import product
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from m3po_sb3.runs import read_status
@@ -21,6 +23,14 @@ def test_grid_has_one_command_line_per_run(tmp_path):
     assert len(argvs) == 8
     assert argvs[0] == ["--env", "A-v0", "--algo", "m3po", "--seed", "0", "--out", str(run_dir(tmp_path, "A-v0", "m3po", 0)), "--timesteps", "5"]
     assert len({tuple(argv) for argv in argvs}) == 8
+
+
+def test_algo_args_come_after_the_common_ones_and_override_them(tmp_path):
+    from m3po_sb3.train import build_parser
+
+    argvs = grid(["m3po", "rl2"], ["A-v0"], [0], tmp_path, ["--timesteps", "5"], {"rl2": ["--timesteps", "50", "--history-length", "1"]})
+    assert argvs[0][-2:] == ["--timesteps", "5"] and argvs[1][-4:] == ["--timesteps", "50", "--history-length", "1"]
+    assert build_parser().parse_args(argvs[1]).timesteps == 50
 
 
 def test_two_runs_in_a_process_pool(tmp_path):
@@ -59,6 +69,30 @@ def test_compare_aggregates_runs_trained_without_diagnostics(tmp_path):
     )
     assert "| m3po | 2 | 0.5 ± 0.5 | 2.5 ± 0.5 |" in tables and "diagnostics" not in tables
     assert (tmp_path / "results" / "Pendulum-v1_returns.png").is_file() and not (tmp_path / "results" / "diagnostics.csv").exists()
+
+
+def test_compare_writes_the_iqm_over_seeds_with_bootstrap_intervals(tmp_path):
+    pytest.importorskip("rliable")
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import compare
+
+    returns = {"m3po": [[0, 10], [4, 30], [8, 20], [100, 90]], "rl2": [[1, 5], [2, 6], [3, 7], [4, 8]]}  # [seed][step]
+    for algo, seeds in returns.items():
+        for seed, (first, second) in enumerate(seeds):
+            folder = run_dir(tmp_path / "runs", "A-v0", algo, seed)
+            folder.mkdir(parents=True)
+            (folder / "eval.csv").write_text(f"timesteps,mean_return,std_return,n_episodes\n50,{first},0,1\n100,{second},0,1\n")
+    argv = ["--aggregate-only", "--envs", "A-v0", "--algos", "m3po", "rl2", "--seeds", "0", "1", "2", "3"]
+    tables = compare.main([*argv, "--runs", str(tmp_path / "runs"), "--results", str(tmp_path / "results")])
+    rows = list(csv.DictReader(open(tmp_path / "results" / "iqm.csv")))
+    assert [(row["algo"], row["timesteps"]) for row in rows] == [("m3po", "50"), ("m3po", "100"), ("rl2", "50"), ("rl2", "100")]
+    for row, seeds in zip(rows, [returns["m3po"], returns["m3po"], returns["rl2"], returns["rl2"]]):
+        values = sorted(seed[0 if row["timesteps"] == "50" else 1] for seed in seeds)
+        iqm, low, high = float(row["iqm"]), float(row["ci_low"]), float(row["ci_high"])
+        assert iqm == pytest.approx(np.mean(values[1:3]))  # the IQM of 4 seeds: the mean of the middle two
+        assert values[0] <= low <= iqm <= high <= values[-1] and row["n_seeds"] == "4"
+    assert "| m3po | 4 | 6 [" in tables  # IQM at step 50: mean of 4 and 8; the outlying seed (100) does not count
+    assert (tmp_path / "results" / "A-v0_iqm.png").is_file()
 
 
 def test_plotting_a_sweep_folder_draws_one_image_per_env_with_the_random_policy(tmp_path, capsys):

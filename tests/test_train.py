@@ -4,11 +4,18 @@ import json
 import subprocess
 import sys
 
+import gymnasium as gym
 import pytest
 import torch as th
+from sb3_contrib import RecurrentPPO
+from stable_baselines3.common.evaluation import evaluate_policy
+from stable_baselines3.common.monitor import Monitor
+from stable_baselines3.common.vec_env import DummyVecEnv
 
 from m3po_sb3 import HistorySAC, M2PO, M3PO
+from m3po_sb3.enjoy import play_episode
 from m3po_sb3.plotting import read_eval_csv
+from m3po_sb3.runs import load_run
 from m3po_sb3.train import main
 
 TINY = [
@@ -20,7 +27,13 @@ TINY = [
 
 @pytest.mark.parametrize(
     "algo, extra, agent_class",
-    [("m3po", [], M3PO), ("m2po", [], M2PO), ("m3po-h", ["--hybrid-schedule", "0", "2"], M3PO), ("sac", [], HistorySAC)],
+    [
+        ("m3po", [], M3PO),
+        ("m2po", [], M2PO),
+        ("m3po-h", ["--hybrid-schedule", "0", "2"], M3PO),
+        ("sac", [], HistorySAC),
+        ("oracle", ["--env", "HalfCheetahFwdBwd-v0"], HistorySAC),
+    ],
 )
 def test_cli_writes_model_evaluations_curve_and_config(tmp_path, capsys, algo, extra, agent_class):
     agent = main([*TINY, "--algo", algo, "--out", str(tmp_path), "--seed", "3", *extra])
@@ -35,6 +48,27 @@ def test_cli_writes_model_evaluations_curve_and_config(tmp_path, capsys, algo, e
     assert agent_class.load(tmp_path / "model.zip").num_timesteps == 40
     out = capsys.readouterr().out
     assert out.count("Eval num_timesteps=") == 2 and f"Saved to {tmp_path}" in out
+
+
+def test_oracle_sees_the_task_and_rl2_the_last_step_with_its_reward(tmp_path):
+    oracle = main([*TINY, "--env", "HalfCheetahFwdBwd-v0", "--algo", "oracle", "--out", str(tmp_path / "oracle"), "--verbose", "0"])
+    config = json.loads((tmp_path / "oracle" / "config.json").read_text())
+    assert config["env_kwargs"] == {"task_in_obs": True}  # so load_run rebuilds the same env
+    obs_dim = gym.make("HalfCheetahFwdBwd-v0", task_in_obs=True).observation_space.shape[0]
+    assert obs_dim > 17 and oracle.observation_space.shape == (obs_dim + 2 * (obs_dim + 6 + 2),)  # L = 2 from TINY
+
+    rl2 = main([*TINY, "--algo", "rl2", "--history-length", "1", "--timesteps", "1000", "--eval-freq", "500", "--out", str(tmp_path / "rl2"), "--verbose", "0"])
+    assert isinstance(rl2, RecurrentPPO) and rl2.num_timesteps == 1000 and rl2.n_steps == 1000
+    assert json.loads((tmp_path / "rl2" / "config.json").read_text())["hyperparameters"]["history_length"] == 1
+    assert rl2.observation_space.shape == (3 + 3 + 1 + 1 + 1,)  # o_t | o_{t-1} | a_{t-1} | r_{t-1} | mask (Pendulum)
+    assert list(read_eval_csv(tmp_path / "rl2" / "eval.csv")["timesteps"]) == [500, 1000]
+    assert RecurrentPPO.load(tmp_path / "rl2" / "model.zip").num_timesteps == 1000
+    # Replaying carries the LSTM's memory through the episode, as SB3's evaluation does.
+    agent, env = load_run(tmp_path / "rl2")
+    evaluation_env = DummyVecEnv([lambda: Monitor(load_run(tmp_path / "rl2")[1])])
+    evaluation_env.seed(11)
+    evaluated, _ = evaluate_policy(agent, evaluation_env, n_eval_episodes=1, deterministic=True)
+    assert play_episode(agent, env, seed=11, deterministic=True)["return"] == pytest.approx(evaluated, rel=1e-5)
 
 
 def test_runs_are_numbered_in_the_log_folder_and_an_existing_out_is_refused(tmp_path, capsys):
@@ -56,6 +90,8 @@ def test_runs_are_numbered_in_the_log_folder_and_an_existing_out_is_refused(tmp_
         ([*TINY, "--timesteps", "19"], "--timesteps 19 ends before the first evaluation, at step 20"),
         ([*TINY, "--timestep", "20"], "unrecognized arguments: --timestep"),  # no abbreviations
         ([*TINY, "--env-kwargs", "gravity:3"], "--env-kwargs {'gravity': 3}: "),
+        ([*TINY, "--algo", "rl2"], "--algo rl2 sees the last step only (history length 1)"),  # TINY has L = 2
+        ([*TINY, "--algo", "oracle"], "--env-kwargs {'task_in_obs': True}: "),  # Pendulum has no task
         (["--resume", "nowhere"], "nowhere is not a run folder"),
     ],
 )
