@@ -1,14 +1,16 @@
-"""Train M3PO, M2PO, M3PO-h or a baseline (history-SAC, oracle, RL², PEARL) on one env and write the agent, its evaluations and learning curve.
+"""Train M3PO, M2PO, M3PO-h or a baseline (history-SAC, oracle, RL², PEARL) on one env; write the agent, its
+evaluations and learning curve.
 
 ``python -m m3po_sb3.train --env HalfCheetahFwdBwd-v0 --algo m3po --seed 0`` trains with the env's Table-2
 preset (:mod:`m3po_sb3.presets`) into a new run folder, numbered as RL Zoo's (``logs/m3po/ENV_1``,
 ``ENV_2``, ...; ``--out DIR`` names it instead), which gets ``model.zip``, ``best_model.zip``, ``eval.csv``,
 ``random_policy.csv``, ``learning_curve.png``, ``config.json`` and ``status.json`` (:mod:`m3po_sb3.runs`).
-Ctrl-C stops after the current step and leaves all of them and a checkpoint; ``--resume DIR`` continues the
-run (:mod:`m3po_sb3.checkpoint`). ``sac`` is the model-free baseline with the same history wrapper, features
-extractor, networks, ``G`` and warm-up; ``oracle`` is the same agent on the env with the task in its
-observation (``task_in_obs=True``: a ceiling); ``rl2`` is RL² (sb3-contrib's ``RecurrentPPO`` on histories of
-length 1, so that its input holds the last step's observation, action and reward) with the preset's MLPs.
+Ctrl-C stops after the current step (RL²: after the current rollout of 1 000 steps) and leaves all of them
+and a checkpoint; ``--resume DIR`` continues the run (:mod:`m3po_sb3.checkpoint`). ``sac`` is the model-free
+baseline with the same history wrapper, features extractor, networks, ``G`` and warm-up; ``oracle`` is the
+same agent on the env with the task in its observation (``task_in_obs=True``: a ceiling); ``rl2`` is RL²
+(sb3-contrib's ``RecurrentPPO`` on histories of length 1, so that its input holds the last step's
+observation, action and reward) with the preset's MLPs.
 """
 
 import argparse
