@@ -357,7 +357,12 @@ class HistoryEncoder(th.nn.Module):
         """
         current_obs, steps = self.transitions(histories)
         final_state = stacked_gru_final_state([self.gru_weights(delta_scale)], [steps])[0]
-        return th.cat([current_obs, final_state.reshape(*histories.shape[:-1], -1)], dim=-1)
+        return self.features(current_obs, final_state.reshape(*histories.shape[:-1], -1))
+
+    @staticmethod
+    def features(current_obs: th.Tensor, final_state: th.Tensor) -> th.Tensor:
+        """:return: the encoder's output from :meth:`transitions`' current observations and the GRU's final states"""
+        return th.cat([current_obs, final_state], dim=-1)
 
 
 class HistoryFeaturesExtractor(BaseFeaturesExtractor):

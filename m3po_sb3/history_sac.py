@@ -71,7 +71,7 @@ class HistorySAC(SAC):
             self.critic.optimizer.step()
 
             with th.no_grad():  # the updated critic's features; the actor's loss needs no gradient through them
-                critic_features = self._features(obs, stacked_gru_final_state([_encoder(self.critic).gru_weights()], [steps])[0])
+                critic_features = HistoryEncoder.features(obs, stacked_gru_final_state([_encoder(self.critic).gru_weights()], [steps])[0])
             self.critic.requires_grad_(False)
             q_values_pi = th.cat(self._q_values(self.critic, critic_features, actions_pi), dim=1)
             self.critic.requires_grad_(True)
@@ -112,12 +112,8 @@ class HistorySAC(SAC):
         next_obs, next_steps = encoder.transitions(next_histories.float())
         actor, critic, target = encoder.gru_weights(), _encoder(self.critic).gru_weights(), _encoder(self.critic_target).gru_weights(detach=True)
         states = stacked_gru_final_state([actor, actor, critic, target], [steps, next_steps, steps, next_steps])
-        features = [self._features(current, state) for current, state in zip((obs, next_obs, obs, next_obs), states)]
+        features = [HistoryEncoder.features(current, state) for current, state in zip((obs, next_obs, obs, next_obs), states)]
         return (obs, steps, *features)
-
-    @staticmethod
-    def _features(obs: th.Tensor, gru_state: th.Tensor) -> th.Tensor:
-        return th.cat([obs, gru_state], dim=1)  # HistoryEncoder's output
 
     def _actor_action_log_prob(self, features: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
         """SB3's ``Actor.action_log_prob`` from precomputed features."""
