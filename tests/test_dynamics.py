@@ -146,6 +146,20 @@ def test_holdout_is_capped_and_an_epoch_is_a_fixed_number_of_rows():
         assert sum(batches) == 3 * expected and max(batches) == 10
 
 
+@pytest.mark.parametrize("epoch_rows, min_epoch_rows, expected_epochs", [(100, 1, 35), (None, 1, 5), (None, 700, 5)])
+def test_capped_epochs_ask_their_share_of_a_pass_gain(epoch_rows, min_epoch_rows, expected_epochs):
+    # A held-out error falling 0.15 % per epoch for 30 epochs, then flat. A pass (350 training rows) must gain 1 %:
+    # an epoch of 100 rows (2/7 of a pass) gains more than its share, so the fit follows the whole descent; one
+    # pass per epoch (or several, by the floor: a share is never raised above 1) gains 0.75 % in 5 epochs and stops.
+    data = random_transitions(np.random.default_rng(0), 400)
+    model = DynamicsModel(LAYOUT, ensemble_size=2, hidden_units=8, device="cpu")
+    scores = iter([-0.0015 * min(epoch, 30) for epoch in range(100)])
+    model._evaluate = lambda *holdout: (th.full((2,), next(scores)), th.zeros(2))
+    model._train_epoch = lambda *args: None
+    info = model.fit(*data, holdout_ratio=0.5, max_holdout=50, epoch_rows=epoch_rows, min_epoch_rows=min_epoch_rows, rng=np.random.default_rng(0))
+    assert info["epochs"] == expected_epochs
+
+
 def test_refit_keeps_target_statistics_and_updates_input_statistics():
     layout = HistoryLayout(obs_dim=3, act_dim=2, history_length=2)
     first, second = random_transitions(np.random.default_rng(0), 200, layout), random_transitions(np.random.default_rng(1), 200, layout)
