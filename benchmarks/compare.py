@@ -7,11 +7,15 @@ Trains the (env × algo × seed) grid in parallel with :mod:`m3po_sb3.sweep` (ea
   ``--diagnostics``), one row per (run, step);
 - ``ENV_returns.png`` (with the random policy's return) and ``ENV_diagnostics.png``: mean ± std over seeds;
 - ``table.md``: evaluation return (mean ± std over seeds) at fixed sample counts;
+- on a direction env (``HalfCheetahFwdBwd-v0``, ``AntFwdBwd-v0``, ``HumanoidDirec-v0``): ``direction.csv``
+  (``env, algo, seed, timesteps`` and the fractions) and a table of the fraction of steps the final agent moves
+  in the task's direction, overall and in the first 50 steps after each reversal, with the random policy's;
+  each run's replays are kept in its folder (``direction.csv``);
 - with ``rliable`` installed (``pip install -e .[bench]``): ``iqm.csv`` (``env, algo, timesteps, iqm,
   ci_low, ci_high, n_seeds``), ``ENV_iqm.png`` and IQM tables: the interquartile mean over seeds of the
   evaluation return with its stratified-bootstrap 95 % interval (Agarwal et al. 2021), per evaluation step.
 
-``--aggregate-only`` re-reads finished runs. Everything after ``--`` goes to every run's training command
+``--aggregate-only`` re-reads the runs; only finished runs are aggregated. Everything after ``--`` goes to every run's training command
 line (the default is the CPU budget described in benchmarks/README.md); ``--algo-args ALGO=ARGS`` adds
 arguments to one algorithm's runs (e.g. ``"rl2=--timesteps 100000"``). Runs log diagnostics unless
 ``--no-diagnostics``, except RL² (``rl2``), which has no replay buffer to compute them on.
@@ -23,9 +27,14 @@ import importlib.util
 from collections.abc import Sequence
 from pathlib import Path
 
+import gymnasium as gym
 import numpy as np
 
+from meta_mujoco_envs.direction import DirectionTaskEnv
+from m3po_sb3.enjoy import play_episode
+from m3po_sb3.evaluation import RandomPolicy
 from m3po_sb3.plotting import mean_over_seeds, plot_interval_curves, plot_seed_curves, random_policy_return, read_csv_columns
+from m3po_sb3.runs import load_run, read_config, read_status
 from m3po_sb3.sweep import BACKENDS, grid, run_dir, run_sweep
 
 DEFAULT_TRAIN_ARGS = (
@@ -33,6 +42,8 @@ DEFAULT_TRAIN_ARGS = (
 ).split()
 WITHOUT_DIAGNOSTICS = ("rl2",)  # on-policy: no replay buffer
 DIAGNOSTICS = ("eps_m", "eps_pi", "td_error")
+DIRECTION_EPISODES = 10  # replayed episodes of a final agent on a direction env
+DIRECTION_COLUMNS = ("right_direction", "right_direction_after_switch")
 
 
 def write_long_csv(path: Path, runs: dict[tuple[str, str, int], Path], file_name: str) -> None:
@@ -98,22 +109,30 @@ def iqm_curves(evals: dict[str, list[Path]], reps: int = 2000, seed: int = 0) ->
     :param seed: seed of the bootstrap
     :return: algo -> ``(timesteps, iqm, ci_low, ci_high)``
     """
-    from rliable import library as rly
-    from rliable import metrics
-
     curves = {}
     for algo, paths in evals.items():
         columns = [read_csv_columns(path) for path in paths]
         steps = sorted(set.intersection(*(set(column["timesteps"]) for column in columns)))
         scores = np.array([[column["mean_return"][list(column["timesteps"]).index(step)] for step in steps] for column in columns])
-        np.random.seed(seed)  # rliable's bootstrap draws from numpy's global generator
-
-        def iqm(runs_tasks_steps: np.ndarray) -> np.ndarray:
-            return np.array([metrics.aggregate_iqm(runs_tasks_steps[..., step]) for step in range(runs_tasks_steps.shape[-1])])
-
-        estimates, intervals = rly.get_interval_estimates({algo: scores[:, None, :]}, iqm, reps=reps)  # (runs, 1 task, steps)
-        curves[algo] = (np.array(steps, dtype=int), estimates[algo], intervals[algo][0], intervals[algo][1])
+        curves[algo] = (np.array(steps, dtype=int), *iqm_with_interval(scores, reps, seed))
     return curves
+
+
+def iqm_with_interval(scores: np.ndarray, reps: int = 2000, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """
+    :param scores: shape ``(runs, points)``
+    :return: per point, the IQM over runs and its stratified-bootstrap 95 % interval (``rliable``)
+    """
+    from rliable import library as rly
+    from rliable import metrics
+
+    np.random.seed(seed)  # rliable's bootstrap draws from numpy's global generator
+
+    def iqm(runs_tasks_points: np.ndarray) -> np.ndarray:
+        return np.array([metrics.aggregate_iqm(runs_tasks_points[..., point]) for point in range(runs_tasks_points.shape[-1])])
+
+    estimates, intervals = rly.get_interval_estimates({"": scores[:, None, :]}, iqm, reps=reps)  # (runs, 1 task, points)
+    return estimates[""], intervals[""][0], intervals[""][1]
 
 
 def iqm_table(env: str, curves: dict[str, IQMCurve], n_seeds: dict[str, int], sample_counts: Sequence[int]) -> str:
@@ -126,6 +145,67 @@ def iqm_table(env: str, curves: dict[str, IQMCurve], n_seeds: dict[str, int], sa
     return "\n".join(lines) + "\n"
 
 
+def direction_csv(folder: Path, episodes: int = DIRECTION_EPISODES) -> Path | None:
+    """
+    Replay a finished run's final agent on its direction env (seeds ``0 .. episodes - 1``, deterministic) and
+    write, per episode, the fraction of steps moving in the task's direction, overall and in the first 50
+    steps after each reversal (:func:`m3po_sb3.enjoy.play_episode`). Kept in the run folder, so the figures
+    outlive the agent (which is not committed).
+
+    :return: the run's ``direction.csv``; ``None`` on an env without direction tasks, or without the file and
+        the agent to make it
+    """
+    path = folder / "direction.csv"
+    if not path.is_file() and (folder / "model.zip").is_file():
+        env_id = read_config(folder)["env"]
+        if not isinstance(gym.make(env_id).unwrapped, DirectionTaskEnv):
+            return None
+        agent, env = load_run(folder)
+        rows = [play_episode(agent, env, seed=episode, deterministic=True) for episode in range(episodes)]
+        with open(path, "w", newline="") as file:
+            writer = csv.DictWriter(file, ["episode", "return", *DIRECTION_COLUMNS], extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows(dict(row, episode=episode) for episode, row in enumerate(rows))
+    return path if path.is_file() else None
+
+
+class SingleRandomPolicy(RandomPolicy):
+    """:class:`~m3po_sb3.evaluation.RandomPolicy` for one observation at a time (``play_episode``)."""
+
+    def predict(self, observation, state=None, episode_start=None, deterministic=False):  # noqa: ANN001, ANN201
+        return super().predict(np.asarray(observation)[None])[0][0], state
+
+
+def direction_table(env: str, runs: dict[tuple[str, int], Path], episodes: int = DIRECTION_EPISODES) -> tuple[str, list[dict]]:
+    """
+    :param env: a direction env id
+    :param runs: (algo, seed) -> run folder with a ``direction.csv``
+    :param episodes: episodes of the random policy (the floor)
+    :return: a markdown table of the fractions, per algorithm over its seeds' means (IQM [95 % interval] with
+        ``rliable``, else mean ± std), the random policy's (mean ± std over episodes) first; and one row per run (``env, algo, seed,
+        timesteps`` and the fractions)
+    """
+    random_env = gym.make(env)
+    random_agent = SingleRandomPolicy(random_env.action_space, seed=0)
+    random_rows = [play_episode(random_agent, random_env, seed=episode, deterministic=False) for episode in range(episodes)]
+    means = {"random": np.array([[row[name] for name in DIRECTION_COLUMNS] for row in random_rows])}  # per episode
+    rows = []
+    for (algo, seed), folder in runs.items():
+        columns = read_csv_columns(folder / "direction.csv")
+        mean = [float(np.nanmean(columns[name])) for name in DIRECTION_COLUMNS]
+        means[algo] = np.vstack([means.get(algo, np.empty((0, 2))), mean])
+        rows.append(dict(env=env, algo=algo, seed=seed, timesteps=read_status(folder)["num_timesteps"], **dict(zip(DIRECTION_COLUMNS, mean))))
+    lines = [f"**{env}**: fraction of steps moving in the task's direction (final agents, {episodes} deterministic episodes each)", ""]
+    lines += ["| algo | seeds | all steps | first 50 steps after a reversal |", "|---|---|---|---|"]
+    for algo, algo_means in means.items():
+        if importlib.util.find_spec("rliable") is not None and algo != "random" and len(algo_means) > 1:
+            cells = [f"{m:.2f} [{lo:.2f}, {hi:.2f}]" for m, lo, hi in zip(*iqm_with_interval(algo_means))]
+        else:  # the random policy: mean ± std over episodes
+            cells = [f"{m:.2f} ± {sd:.2f}" for m, sd in zip(np.nanmean(algo_means, axis=0), np.nanstd(algo_means, axis=0))]
+        lines.append(f"| {algo} | {len(algo_means) if algo != 'random' else '–'} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n", rows
+
+
 def aggregate(runs: dict[tuple[str, str, int], Path], results: Path, sample_counts: Sequence[int] | None) -> str:
     """
     Write the CSVs, PNGs and markdown table of finished runs.
@@ -136,12 +216,17 @@ def aggregate(runs: dict[tuple[str, str, int], Path], results: Path, sample_coun
     :return: the markdown tables
     """
     results.mkdir(parents=True, exist_ok=True)
+    unfinished = [folder for folder in runs.values() if (read_status(folder) or {}).get("status") != "finished"]
+    if unfinished:
+        print(f"aggregating {len(runs) - len(unfinished)} finished runs of {len(runs)}; not finished: " + ", ".join(map(str, unfinished)))
+    runs = {key: folder for key, folder in runs.items() if folder not in unfinished}
     write_long_csv(results / "returns.csv", runs, "eval.csv")
     diagnosed = {key: folder for key, folder in runs.items() if (folder / "diagnostics.csv").is_file()}  # trained with --diagnostics
     if diagnosed:
         write_long_csv(results / "diagnostics.csv", diagnosed, "diagnostics.csv")
     tables: list[str] = []
     iqm_rows: list[tuple] = []
+    direction_rows: list[dict] = []
     for env in dict.fromkeys(env for env, _, _ in runs):
         by_algo: dict[str, list[Path]] = {}
         for (run_env, algo, _), folder in runs.items():
@@ -163,6 +248,16 @@ def aggregate(runs: dict[tuple[str, str, int], Path], results: Path, sample_coun
         if all(diagnostics.values()):
             plot_seed_curves(diagnostics, results / f"{env}_diagnostics.png", columns=DIAGNOSTICS, title=f"{env}: diagnostics")
             tables.append(diagnostics_table(env, diagnostics))
+        directions = {(algo, seed): folder for (run_env, algo, seed), folder in runs.items() if run_env == env and direction_csv(folder)}
+        if directions:
+            table, rows = direction_table(env, directions)
+            tables.append(table)
+            direction_rows += rows
+    if direction_rows:
+        with open(results / "direction.csv", "w", newline="") as file:
+            writer = csv.DictWriter(file, list(direction_rows[0]))
+            writer.writeheader()
+            writer.writerows(direction_rows)
     if iqm_rows:
         with open(results / "iqm.csv", "w", newline="") as file:
             csv.writer(file).writerows([("env", "algo", "timesteps", "iqm", "ci_low", "ci_high", "n_seeds"), *iqm_rows])

@@ -52,20 +52,33 @@ def replay(
     results = []
     for episode in range(episodes):
         results.append(play_episode(agent, env, seed + episode, deterministic))
-        print(f"episode {episode + 1}: return {results[-1]['return']:.1f}, {results[-1]['length']:.0f} steps, {results[-1]['task_switches']:.0f} task switches")
+        result = results[-1]
+        line = f"episode {episode + 1}: return {result['return']:.1f}, {result['length']:.0f} steps, {result['task_switches']:.0f} task switches"
+        if "right_direction" in result:
+            line += f", {result['right_direction']:.0%} of steps in the task's direction ({result['right_direction_after_switch']:.0%} of the 50 after a reversal)"
+        print(line)
     env.close()
     if video_folder is not None:
         print(f"Saved to {video_folder}")
     return results
 
 
-def play_episode(agent, env: gym.Env, seed: int, deterministic: bool) -> dict[str, float]:  # noqa: ANN001 (any SB3 agent)
+def play_episode(agent, env: gym.Env, seed: int, deterministic: bool, after_switch_steps: int = 50) -> dict[str, float]:  # noqa: ANN001 (any SB3 agent)
     """
-    :return: the episode's ``return``, ``length`` and ``task_switches`` (steps with ``info["task_switched"]``)
+    :param after_switch_steps: steps after a switch that reversed the direction counted in
+        ``right_direction_after_switch``
+    :return: the episode's ``return``, ``length`` and ``task_switches`` (steps with ``info["task_switched"]``);
+        on a direction env (``info["task"]["direction"]`` and ``info["x_velocity"]``), also ``right_direction``,
+        the fraction of steps whose x velocity has the task's sign, and ``right_direction_after_switch``, that
+        fraction over the first ``after_switch_steps`` steps after each switch that reversed the direction
+        (NaN if none did)
     """
     obs, _ = env.reset(seed=seed)
     total, length, switches, done = 0.0, 0, 0, False
     state, episode_start = None, np.ones(1, dtype=bool)  # a recurrent policy's (RL²'s) memory, carried along
+    right_direction: list[bool] = []
+    after_switch: list[bool] = []
+    direction, since_reversal = None, None  # steps since the last reversal by a switch (None: none yet)
     while not done:
         action, state = agent.predict(obs, state=state, episode_start=episode_start, deterministic=deterministic)
         episode_start = np.zeros(1, dtype=bool)
@@ -73,7 +86,20 @@ def play_episode(agent, env: gym.Env, seed: int, deterministic: bool) -> dict[st
         total, length = total + float(reward), length + 1
         switches += bool(info.get("task_switched", False))
         done = terminated or truncated
-    return {"return": total, "length": float(length), "task_switches": float(switches)}
+        task = info.get("task")
+        if isinstance(task, dict) and "direction" in task and "x_velocity" in info:
+            if direction is not None and task["direction"] != direction:
+                since_reversal = 0
+            direction = task["direction"]
+            right_direction.append(float(info["x_velocity"]) * direction > 0)
+            if since_reversal is not None and since_reversal < after_switch_steps:
+                after_switch.append(right_direction[-1])
+            since_reversal = None if since_reversal is None else since_reversal + 1
+    result = {"return": total, "length": float(length), "task_switches": float(switches)}
+    if right_direction:
+        result["right_direction"] = float(np.mean(right_direction))
+        result["right_direction_after_switch"] = float(np.mean(after_switch)) if after_switch else float("nan")
+    return result
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -14,6 +14,7 @@ from stable_baselines3.common.vec_env import SubprocVecEnv
 
 from m3po_sb3 import M2PO, M3PO, HistoryObservation, load_run
 from m3po_sb3.enjoy import main as enjoy
+from m3po_sb3.enjoy import play_episode
 from m3po_sb3.runs import next_run_dir
 from m3po_sb3.train import main as train
 
@@ -53,6 +54,44 @@ def test_replay_prints_each_episode_and_a_video_without_moviepy_says_what_to_ins
     with pytest.raises(SystemExit):
         enjoy([str(folder), "--video-folder", str(folder / "videos")])
     assert "pip install 'meta-mujoco-m3po[video]'" in capsys.readouterr().err
+
+
+class ScriptedDirectionEnv(gym.Env):
+    """Directions +1, -1 (a reversal at 300), -1 (a switch that keeps it at 600), +1 (a reversal at 900); the
+    robot always moves along +x."""
+
+    observation_space = gym.spaces.Box(-1, 1, (1,))
+    action_space = gym.spaces.Box(-1, 1, (1,))
+
+    def reset(self, *, seed=None, options=None):
+        self.t = 0
+        return np.zeros(1, dtype=np.float32), {}
+
+    def step(self, action):
+        direction = (1, -1, -1, 1)[self.t // 300]
+        info = dict(task={"direction": direction}, task_switched=self.t in (300, 600, 900), x_velocity=0.7)
+        self.t += 1
+        return np.zeros(1, dtype=np.float32), 0.0, False, self.t == 1000, info
+
+
+class ConstantAgent:
+    def __init__(self, action_dim=1):
+        self.action = np.zeros(action_dim, dtype=np.float32)
+
+    def predict(self, obs, state=None, episode_start=None, deterministic=True):
+        return self.action, state
+
+
+def test_replay_measures_the_fraction_of_steps_in_the_tasks_direction_and_after_each_reversal():
+    result = play_episode(ConstantAgent(), ScriptedDirectionEnv(), seed=0, deterministic=True)
+    assert result["task_switches"] == 3
+    assert result["right_direction"] == pytest.approx((300 + 100) / 1000)
+    # The first 50 steps after the reversals at 300 (all wrong) and 900 (all right); the switch at 600 keeps -1.
+    assert result["right_direction_after_switch"] == pytest.approx(0.5)
+    assert play_episode(ConstantAgent(), ScriptedDirectionEnv(), 0, True, after_switch_steps=400)["right_direction_after_switch"] == pytest.approx(100 / 500)
+    # The real direction envs report what it needs; envs without a direction task get no such entries.
+    assert "right_direction" in play_episode(ConstantAgent(6), gym.make("HalfCheetahFwdBwd-v0"), seed=0, deterministic=True)
+    assert "right_direction" not in play_episode(ConstantAgent(), gym.make("Pendulum-v1"), seed=0, deterministic=True)
 
 
 def test_loading_an_agent_with_the_wrong_class_says_which_class_saved_it(tmp_path, run):

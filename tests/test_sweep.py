@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from m3po_sb3.runs import read_status
+from m3po_sb3.runs import read_status, write_status
 from m3po_sb3.sweep import grid, main, run_dir, run_one, run_sweep
 
 TINY_RUN = (
@@ -64,6 +64,7 @@ def test_compare_aggregates_runs_trained_without_diagnostics(tmp_path):
         folder = run_dir(tmp_path / "runs", "Pendulum-v1", algo, seed)
         folder.mkdir(parents=True)
         (folder / "eval.csv").write_text(f"timesteps,mean_return,std_return,n_episodes\n50,{seed},0,1\n100,{2 + seed},0,1\n")
+        write_status(folder, "finished", 100, 100)
     tables = compare.main(
         ["--aggregate-only", "--envs", "Pendulum-v1", "--algos", "m3po", "sac", "--seeds", "0", "1", "--runs", str(tmp_path / "runs"), "--results", str(tmp_path / "results")]
     )
@@ -82,6 +83,7 @@ def test_compare_writes_the_iqm_over_seeds_with_bootstrap_intervals(tmp_path):
             folder = run_dir(tmp_path / "runs", "A-v0", algo, seed)
             folder.mkdir(parents=True)
             (folder / "eval.csv").write_text(f"timesteps,mean_return,std_return,n_episodes\n50,{first},0,1\n100,{second},0,1\n")
+            write_status(folder, "finished", 100, 100)
     argv = ["--aggregate-only", "--envs", "A-v0", "--algos", "m3po", "rl2", "--seeds", "0", "1", "2", "3"]
     tables = compare.main([*argv, "--runs", str(tmp_path / "runs"), "--results", str(tmp_path / "results")])
     rows = list(csv.DictReader(open(tmp_path / "results" / "iqm.csv")))
@@ -93,6 +95,31 @@ def test_compare_writes_the_iqm_over_seeds_with_bootstrap_intervals(tmp_path):
         assert values[0] <= low <= iqm <= high <= values[-1] and row["n_seeds"] == "4"
     assert "| m3po | 4 | 6 [" in tables  # IQM at step 50: mean of 4 and 8; the outlying seed (100) does not count
     assert (tmp_path / "results" / "A-v0_iqm.png").is_file()
+
+
+def test_compare_skips_unfinished_runs_and_tables_the_direction_fractions_with_the_random_floor(tmp_path, capsys):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import compare
+
+    env = "HalfCheetahFwdBwd-v0"
+    for seed, (status, fractions) in enumerate([("finished", (0.9, 0.5)), ("finished", (0.7, 0.3)), ("running", (0.0, 0.0))]):
+        folder = run_dir(tmp_path / "runs", env, "sac", seed)
+        folder.mkdir(parents=True)
+        (folder / "eval.csv").write_text(f"timesteps,mean_return,std_return,n_episodes\n50,{seed},0,1\n")
+        write_status(folder, status, 50 if status == "finished" else 20, 50)
+        # Two replayed episodes; the second saw no reversal (NaN), which does not count.
+        (folder / "direction.csv").write_text(f"episode,return,right_direction,right_direction_after_switch\n0,1,{fractions[0] + 0.1},{fractions[1]}\n1,1,{fractions[0] - 0.1},nan\n")
+    argv = ["--aggregate-only", "--envs", env, "--algos", "sac", "--seeds", "0", "1", "2", "--runs", str(tmp_path / "runs"), "--results", str(tmp_path / "results")]
+    tables = compare.main(argv)
+    assert "aggregating 2 finished runs of 3" in capsys.readouterr().out
+    rows = list(csv.DictReader(open(tmp_path / "results" / "direction.csv")))
+    assert [(row["algo"], row["seed"], row["timesteps"]) for row in rows] == [("sac", "0", "50"), ("sac", "1", "50")]
+    assert [float(row["right_direction_after_switch"]) for row in rows] == [0.5, 0.3]
+    direction_lines = tables[tables.index("fraction of steps moving") :].splitlines()
+    random_row = next(line for line in direction_lines if line.startswith("| random |"))
+    assert 0.3 < float(random_row.split("|")[3].split("±")[0]) < 0.7  # a random policy goes either way
+    sac_row = next(line for line in direction_lines if line.startswith("| sac | 2 |"))
+    assert sac_row.split("|")[3].strip().startswith("0.80") and sac_row.split("|")[4].strip().startswith("0.40")
 
 
 def test_plotting_a_sweep_folder_draws_one_image_per_env_with_the_random_policy(tmp_path, capsys):
