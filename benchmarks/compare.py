@@ -157,8 +157,9 @@ def direction_csv(folder: Path, episodes: int = DIRECTION_EPISODES) -> Path | No
     """
     path = folder / "direction.csv"
     if not path.is_file() and (folder / "model.zip").is_file():
-        env_id = read_config(folder)["env"]
-        if not isinstance(gym.make(env_id).unwrapped, DirectionTaskEnv):
+        env = gym.make(read_config(folder)["env"])
+        env.close()
+        if not isinstance(env.unwrapped, DirectionTaskEnv):
             return None
         agent, env = load_run(folder)
         rows = [play_episode(agent, env, seed=episode, deterministic=True) for episode in range(episodes)]
@@ -188,16 +189,16 @@ def direction_table(env: str, runs: dict[tuple[str, int], Path], episodes: int =
     random_env = gym.make(env)
     random_agent = SingleRandomPolicy(random_env.action_space, seed=0)
     random_rows = [play_episode(random_agent, random_env, seed=episode, deterministic=False) for episode in range(episodes)]
-    means = {"random": np.array([[row[name] for name in DIRECTION_COLUMNS] for row in random_rows])}  # per episode
+    means = {"random": [[row[name] for name in DIRECTION_COLUMNS] for row in random_rows]}  # per episode
     rows = []
     for (algo, seed), folder in runs.items():
         columns = read_csv_columns(folder / "direction.csv")
         mean = [float(np.nanmean(columns[name])) for name in DIRECTION_COLUMNS]
-        means[algo] = np.vstack([means.get(algo, np.empty((0, 2))), mean])
+        means.setdefault(algo, []).append(mean)
         rows.append(dict(env=env, algo=algo, seed=seed, timesteps=read_status(folder)["num_timesteps"], **dict(zip(DIRECTION_COLUMNS, mean))))
     lines = [f"**{env}**: fraction of steps moving in the task's direction (final agents, {episodes} deterministic episodes each)", ""]
     lines += ["| algo | seeds | all steps | first 50 steps after a reversal |", "|---|---|---|---|"]
-    for algo, algo_means in means.items():
+    for algo, algo_means in ((algo, np.array(values)) for algo, values in means.items()):
         if importlib.util.find_spec("rliable") is not None and algo != "random" and len(algo_means) > 1:
             cells = [f"{m:.2f} [{lo:.2f}, {hi:.2f}]" for m, lo, hi in zip(*iqm_with_interval(algo_means))]
         else:  # the random policy: mean ± std over episodes
