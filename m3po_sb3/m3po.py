@@ -33,7 +33,7 @@ from m3po_sb3.buffers import HistoryReplayBuffer, HybridReplayBuffer, ModelRepla
 from m3po_sb3.dynamics import MBPO_MODEL_KWARGS, DynamicsModel, MetaDynamicsModel
 from m3po_sb3.history import HistoryLayout, HistoryObservation, history_policy_kwargs
 from m3po_sb3.history_sac import HistorySAC
-from m3po_sb3.rollouts import RolloutBatch, TerminationFn, branched_rollouts
+from m3po_sb3.rollouts import ActionRewardFn, RolloutBatch, TerminationFn, branched_rollouts, known_action_rewards
 
 SelfM3PO = TypeVar("SelfM3PO", bound="M3PO")
 
@@ -107,6 +107,12 @@ class M3PO(HistorySAC):
     :param model_fit_kwargs: arguments of the model's ``fit`` (``holdout_ratio``, ``max_epochs``, ...)
     :param hybrid_schedule: M3PO-h's ``(a, b)`` of Table 3 (epochs count ``E`` real steps each, from 0);
         ``None``: plain M3PO (β = 1)
+    :param known_action_reward: take the env's task-independent reward term of the action (its
+        ``action_reward_fn``, the control cost of the six envs but the crippled Ant) as known: the model
+        learns the rest of the reward, and fictitious rewards add the term back. ``False``: the model learns
+        the whole reward, as in the paper and MBPO (a deviation when ``True``, as mbrl-lib's
+        ``learned_rewards=False``, but for one term). Why: on fwd-bwd the learned reward misses most of the
+        control cost, which is small next to the reward's task-dependent part (benchmarks/README.md)
     :param history_length: ``L`` when ``env`` is an id; for a given env, if set, it must match the env's
     :param ent_coef: SAC's entropy coefficient (``"auto"`` learns it)
     :param target_update_interval: gradient steps between target critic updates
@@ -145,6 +151,7 @@ class M3PO(HistorySAC):
         model_kwargs: dict[str, Any] | None = None,
         model_fit_kwargs: dict[str, Any] | None = None,
         hybrid_schedule: tuple[int, int] | None = None,
+        known_action_reward: bool = False,
         history_length: int | None = None,
         ent_coef: str | float = "auto",
         target_update_interval: int = 1,
@@ -193,12 +200,16 @@ class M3PO(HistorySAC):
         self.model_kwargs = {} if model_kwargs is None else model_kwargs
         self.model_fit_kwargs = {} if model_fit_kwargs is None else model_fit_kwargs
         self.hybrid_schedule = hybrid_schedule
+        self.known_action_reward = known_action_reward
         self.dynamics_model_name = self.dynamics_model_class.__name__  # saved, so that ``load`` can check the class
         # Hooks for diagnostics: the statistics of the last model fit and of the last rollout batch.
         self.last_model_fit_stats: dict[str, Any] = {}
         self.last_rollout_stats: dict[str, float] = {}
         self.termination_fn: TerminationFn | None = None
+        self.action_reward_fn: ActionRewardFn | None = None
         self._validate_hyperparameters()
+        if self.env is not None:  # fail at construction when the env offers no known term
+            self.action_reward_fn = self._env_action_reward_fn()
         if _init_setup_model:
             self._setup_model()
 
@@ -275,6 +286,7 @@ class M3PO(HistorySAC):
         self._check_env_buffer()
         # Looked up once per ``learn``: the env may have been replaced by ``set_env`` or ``load``.
         self.termination_fn = self._env_termination_fn()
+        self.action_reward_fn = self._env_action_reward_fn()
         return total_timesteps, callback
 
     def _init_callback(self, callback: MaybeCallback, progress_bar: bool = False) -> BaseCallback:
@@ -290,6 +302,23 @@ class M3PO(HistorySAC):
             return self.env.get_attr("termination_fn")[0]
         except AttributeError:
             return None
+
+    def _env_action_reward_fn(self) -> ActionRewardFn | None:
+        """The env's known reward term of the action when ``known_action_reward`` (else ``None``)."""
+        if not self.known_action_reward:
+            return None
+        assert self.env is not None
+        try:
+            action_reward_fn = self.env.get_attr("action_reward_fn")[0]
+        except AttributeError:
+            action_reward_fn = None
+        if action_reward_fn is None:
+            raise ValueError(
+                "known_action_reward=True needs an env with an action_reward_fn (its task-independent reward term of the "
+                "action); the training env has none (AntCrippledLeg-v0's control cost depends on the task; envs from "
+                "outside meta_mujoco_envs define none)"
+            )
+        return action_reward_fn
 
     # ------------------------------------------------------------------ the steps of Algorithm 2
     def _store_transition(
@@ -309,14 +338,18 @@ class M3PO(HistorySAC):
         All real transitions of ``D_env`` in the model's terms.
 
         :return: histories ``h_t``, actions ``a_t`` in the env's units (as the histories record them),
-            observations ``o_{t+1}``, rewards ``r_t``
+            observations ``o_{t+1}``, rewards ``r_t`` (less the known action term if ``known_action_reward``:
+            the part the model learns)
         """
         size, layout = self.env_buffer.size(), self.history_layout
         assert layout is not None
         # One rebuild of both windows (the buffer's ``observations`` and ``next_observations`` would each rebuild both).
         histories, next_histories = self.env_buffer.histories(np.arange(size))
         next_obs, _, past_actions, _, _ = layout.split(next_histories)
-        return histories, past_actions[:, -1], next_obs, self.env_buffer.rewards[:size].reshape(-1)
+        actions, rewards = past_actions[:, -1], self.env_buffer.rewards[:size].reshape(-1)
+        if self.action_reward_fn is not None:
+            rewards = rewards - known_action_rewards(self.action_reward_fn, actions)
+        return histories, actions, next_obs, rewards
 
     def train_dynamics(self) -> dict[str, Any]:
         """
@@ -361,7 +394,13 @@ class M3PO(HistorySAC):
         start_rows = self.env_buffer.sample_rows(n_rollouts)
         start_histories = self.env_buffer.to_torch(self.env_buffer.histories(start_rows)[0])
         batch = branched_rollouts(
-            start_histories, self.actor, self.dynamics_model, self.action_space, self.rollout_length, self.termination_fn  # type: ignore[arg-type]
+            start_histories,
+            self.actor,  # type: ignore[arg-type]
+            self.dynamics_model,
+            self.action_space,  # type: ignore[arg-type]
+            self.rollout_length,
+            self.termination_fn,
+            self.action_reward_fn,
         )
         self.replay_buffer.extend(batch, start_rows)
         self.last_rollout_stats = dict(
@@ -445,7 +484,7 @@ class M3PO(HistorySAC):
     def _excluded_save_params(self) -> list[str]:
         # D_env is kept with ``save_env_buffer``, like D_model with ``save_replay_buffer``; the health rule
         # is a method of the env.
-        return [*super()._excluded_save_params(), "env_buffer", "termination_fn"]
+        return [*super()._excluded_save_params(), "env_buffer", "termination_fn", "action_reward_fn"]
 
     def _get_torch_save_params(self) -> tuple[list[str], list[str]]:
         state_dicts, variables = super()._get_torch_save_params()

@@ -12,6 +12,7 @@ from gymnasium import spaces
 from m3po_sb3.dynamics import DynamicsModel
 
 TerminationFn = Callable[[np.ndarray], np.ndarray]
+ActionRewardFn = Callable[[np.ndarray], np.ndarray]  # actions (N, act_dim) in the env's units -> rewards (N,)
 
 
 @dataclass
@@ -56,6 +57,7 @@ def branched_rollouts(
     action_space: spaces.Box,
     horizon: int,
     termination_fn: TerminationFn | None = None,
+    action_reward_fn: ActionRewardFn | None = None,
 ) -> RolloutBatch:
     """
     Roll ``horizon`` steps from every start history. Each step is one batched policy forward, one
@@ -69,6 +71,8 @@ def branched_rollouts(
     :param action_space: the env's action space, to turn normalised actions into the env's units
     :param horizon: rollout length ``k`` (>= 1)
     :param termination_fn: the env's batched health rule ``(N, obs_dim) -> (N,)`` bool; ``None``: never terminal
+    :param action_reward_fn: a known reward term of the action, added to the model's reward (which was fit on
+        the rest); ``None``: the model's reward is the whole reward
     :return: the stored transitions of all steps, step after step
     """
     if horizon < 1:
@@ -83,6 +87,8 @@ def branched_rollouts(
         actions = actor(histories)
         env_actions = low + 0.5 * (actions + 1.0) * (high - low)  # SB3's ``unscale_action``, on tensors
         next_obs, rewards = dynamics.sample(histories, env_actions)
+        if action_reward_fn is not None:
+            rewards = rewards + th.as_tensor(known_action_rewards(action_reward_fn, env_actions.cpu().numpy()), device=rewards.device)
         finite = th.isfinite(next_obs).all(dim=1) & th.isfinite(rewards)
         n_dropped += int((~finite).sum())
         histories, actions, env_actions, next_obs, rewards, origin = (
@@ -96,6 +102,14 @@ def branched_rollouts(
             break
     obs, next_obs, action, reward, done, origin, step_index = (th.cat(column).cpu().numpy() for column in zip(*steps))
     return RolloutBatch(obs, next_obs, action, reward, done.astype(np.float32), n_dropped, origin, step_index)
+
+
+def known_action_rewards(action_reward_fn: ActionRewardFn, actions: np.ndarray) -> np.ndarray:
+    """``action_reward_fn(actions)``, checked to be one finite float32 per row."""
+    rewards = np.asarray(action_reward_fn(actions), dtype=np.float32)
+    if rewards.shape != (len(actions),) or not np.isfinite(rewards).all():
+        raise ValueError(f"action_reward_fn must return one finite reward per row, shape ({len(actions)},), got shape {rewards.shape}")
+    return rewards
 
 
 def _terminated(termination_fn: TerminationFn | None, next_obs: th.Tensor) -> np.ndarray:

@@ -62,6 +62,7 @@ OVERRIDABLE = (
     "epoch_length",
     "rollout_every",
     "hybrid_schedule",
+    "known_action_reward",
 )
 # What a run folder gets (beside config.json and status.json); a new run refuses a folder holding any of them.
 RUN_FILES = ("model.zip", "best_model.zip", "eval.csv", "evaluations.npz", RANDOM_POLICY_CSV, "learning_curve.png", "diagnostics.csv")
@@ -113,6 +114,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--epoch-length", type=int, help="E, env steps per epoch (between model trainings)")
     parser.add_argument("--rollout-every", type=int, help="make the rollouts of this many env steps at once")
     parser.add_argument("--hybrid-schedule", type=int, nargs=2, metavar=("A", "B"), help="M3PO-h: beta from 1 at epoch A to 0 at B")
+    parser.add_argument(
+        "--known-action-reward",
+        action="store_true",
+        default=None,
+        help="M3PO/M2PO: take the env's control cost as known (the model learns the rest of the reward)",
+    )
     parser.add_argument("--eval-freq", type=int, default=None, help="env steps between evaluations (default: E)")
     parser.add_argument("--eval-episodes", type=int, default=5, help="episodes per evaluation (the paper: 50)")
     parser.add_argument("--save-freq", type=int, default=None, help=f"env steps between checkpoints (default: {DEFAULT_SAVE_EPOCHS} epochs; 0: only on Ctrl-C)")
@@ -182,6 +189,7 @@ def make_agent(
         model_kwargs=model_kwargs,
         model_fit_kwargs=config.get("model_fit_kwargs"),
         hybrid_schedule=config["hybrid_schedule"] if algo == "m3po-h" else None,
+        known_action_reward=config.get("known_action_reward", False),
         **common,
     )
 
@@ -212,6 +220,8 @@ def run_settings(args: argparse.Namespace) -> dict[str, Any]:
         if args.history_length not in (None, 1) or args.diagnostics:
             raise UsageError("--algo rl2 sees the last step only (history length 1) and has no diagnostics (they need a replay buffer)")
         config["history_length"] = 1
+    if args.known_action_reward and args.algo not in ("m3po", "m2po", "m3po-h"):
+        raise UsageError(f"--known-action-reward is for the model-based agents (m3po, m2po, m3po-h), not --algo {args.algo}")
     timesteps = config["n_epochs"] * config["epoch_length"] if args.timesteps is None else args.timesteps
     eval_freq = config["epoch_length"] if args.eval_freq is None else args.eval_freq
     if eval_freq < 1 or args.eval_episodes < 1:

@@ -138,6 +138,15 @@ class NonStationaryTaskEnv:
         """
         return np.zeros(np.shape(next_obs)[0], dtype=bool)
 
+    def action_reward_fn(self, actions: np.ndarray) -> np.ndarray:
+        """The reward term that is a known function of the action alone, for a batch ``(N, act_dim)``: the v5
+        control cost, ``-ctrl_cost_weight * sum(action**2)`` (``info["reward_ctrl"]``), the same for every task.
+
+        For model-based agents that take it as known instead of learning it (``M3PO(known_action_reward=True)``).
+        """
+        actions = np.asarray(actions)
+        return -self._ctrl_cost_weight * np.sum(np.square(actions), axis=-1)
+
     # ------------------------------------------------------------------ task API
     @property
     def task_switch_seconds(self) -> float | None:

@@ -44,7 +44,7 @@ class AntCrippledLegEnv(AntHealthRule, NonStationaryTaskEnv, AntEnv):
     ## Rewards
     The ``Ant-v5`` reward ``healthy_reward + forward_reward - ctrl_cost - contact_cost``, with the control
     cost computed on the action actually applied (the crippled leg's entries zeroed). Terms in ``info`` as
-    ``Ant-v5``.
+    ``Ant-v5``. As the control cost depends on the task, the env has no ``action_reward_fn`` (``None``).
 
     ## Task and its switching
     ``{"crippled_leg": i}`` with ``i`` uniform in ``crippled_legs`` (default ``(0, 1, 2, 3)``: leg ``i`` is
@@ -166,3 +166,6 @@ class AntCrippledLegEnv(AntHealthRule, NonStationaryTaskEnv, AntEnv):
 
     def control_cost(self, action):
         return super().control_cost(action * self._action_mask)
+
+    # The control cost depends on the task (which leg is masked): no action-only reward term to take as known.
+    action_reward_fn = None

@@ -304,6 +304,22 @@ def test_termination_fn_agrees_with_step(env_id):
     assert not make("HalfCheetahFwdBwd-v0").termination_fn(np.zeros((4, 17))).any()
 
 
+@pytest.mark.parametrize("env_id", ENV_IDS)
+def test_action_reward_fn_is_the_control_cost_in_info(env_id):
+    env = make(env_id)
+    if env_id == "AntCrippledLeg-v0":  # its control cost depends on the task: nothing to take as known
+        assert env.action_reward_fn is None
+        return
+    rng = np.random.default_rng(1)
+    env.reset(seed=1)
+    actions = rng.uniform(env.action_space.low, env.action_space.high, size=(20,) + env.action_space.shape)
+    for action, known in zip(actions, env.action_reward_fn(actions)):
+        _, reward, terminated, _, info = env.step(action)
+        assert known == pytest.approx(info["reward_ctrl"], rel=1e-6) and known < 0
+        if terminated:
+            env.reset()
+
+
 # ---------------------------------------------------------------------------------------------- bad input
 @pytest.mark.parametrize("env_id", ENV_IDS)
 def test_bad_actions_raise(env_id):

@@ -221,3 +221,31 @@ def test_inconsistent_hyper_parameters_are_rejected(overrides, error, match):
 def test_multiple_envs_are_rejected():
     with pytest.raises(ValueError, match="one env"):
         make_agent(DummyVecEnv([make_env, make_env]), policy_kwargs=None, _init_setup_model=False)
+
+
+class KnownActionReward(gym.Wrapper):
+    """Pendulum with its reward's action term, ``-0.001 u**2``, offered as known."""
+
+    @staticmethod
+    def action_reward_fn(actions: np.ndarray) -> np.ndarray:
+        return -0.001 * (actions**2).sum(axis=1)
+
+
+def test_known_action_reward_the_model_learns_the_rest_of_the_reward(tmp_path):
+    env = HistoryObservation(KnownActionReward(gym.make("Pendulum-v1")), history_length=L)
+    agent = make_agent(env, known_action_reward=True)
+    fitted = []
+    fit = agent.dynamics_model.fit
+    agent.dynamics_model.fit = lambda *data, **kwargs: fitted.append(data) or fit(*data, **kwargs)
+    agent.learn(EPOCH + 5)
+    assert agent.action_reward_fn is not None
+    histories, actions, next_obs, rewards = fitted[0]
+    stored = agent.env_buffer.rewards[:EPOCH, 0]
+    np.testing.assert_allclose(actions[:, 0], agent.env_buffer.actions[:EPOCH, 0, 0] * 2.0, rtol=1e-6)  # env units
+    np.testing.assert_allclose(rewards, stored + 0.001 * actions[:, 0] ** 2, rtol=1e-6)
+    assert np.any(actions != 0)
+    agent.save(tmp_path / "agent.zip")
+    assert M3PO.load(tmp_path / "agent.zip", env=env).known_action_reward is True
+
+    with pytest.raises(ValueError, match="action_reward_fn"):
+        make_agent(known_action_reward=True)

@@ -101,3 +101,22 @@ def test_bad_horizon_and_bad_termination_output_are_rejected():
         branched_rollouts(start_histories(2), actor, FakeModel(), ACTION_SPACE, horizon=0)
     with pytest.raises(ValueError, match="one flag per row"):
         branched_rollouts(start_histories(2), actor, FakeModel(), ACTION_SPACE, horizon=1, termination_fn=lambda o: np.zeros(1, bool))
+
+
+def test_known_action_reward_is_added_to_the_model_reward_and_enters_the_histories():
+    seen = []
+
+    def action_reward_fn(actions: np.ndarray) -> np.ndarray:
+        seen.append(actions.copy())
+        return -0.1 * (actions**2).sum(axis=1)
+
+    plain = branched_rollouts(start_histories(4), actor, FakeModel(), ACTION_SPACE, horizon=2)
+    known = branched_rollouts(start_histories(4), actor, FakeModel(), ACTION_SPACE, horizon=2, action_reward_fn=action_reward_fn)
+    np.testing.assert_allclose(seen[0], 1.0)  # the env's units (normalised 0.5 on [-2, 2])
+    np.testing.assert_allclose(known.reward, plain.reward - 0.1)
+    np.testing.assert_allclose(LAYOUT.split(known.next_obs)[3][:, -1], known.reward)  # fictitious histories carry r̂ + known
+    np.testing.assert_allclose(LAYOUT.split(known.next_obs)[0], LAYOUT.split(plain.next_obs)[0])
+    with pytest.raises(ValueError, match="one finite reward per row"):
+        branched_rollouts(start_histories(2), actor, FakeModel(), ACTION_SPACE, horizon=1, action_reward_fn=lambda a: np.full(len(a), np.nan))
+    with pytest.raises(ValueError, match="one finite reward per row"):
+        branched_rollouts(start_histories(2), actor, FakeModel(), ACTION_SPACE, horizon=1, action_reward_fn=lambda a: np.zeros(1))

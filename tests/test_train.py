@@ -92,6 +92,7 @@ def test_runs_are_numbered_in_the_log_folder_and_an_existing_out_is_refused(tmp_
         ([*TINY, "--env-kwargs", "gravity:3"], "--env-kwargs {'gravity': 3}: "),
         ([*TINY, "--algo", "rl2"], "--algo rl2 sees the last step only (history length 1)"),  # TINY has L = 2
         ([*TINY, "--algo", "oracle"], "--env-kwargs {'task_in_obs': True}: "),  # Pendulum has no task
+        ([*TINY, "--algo", "sac", "--known-action-reward"], "--known-action-reward is for the model-based agents"),
         (["--resume", "nowhere"], "nowhere is not a run folder"),
     ],
 )
