@@ -1,0 +1,146 @@
+"""What a finished run's agent believes against what the env does (issue 10: why M3PO/M2PO do not learn).
+
+    python benchmarks/audit_agent.py RUN_FOLDER [RUN_FOLDER ...] [--episodes 3] [--steps 700] [--refit]
+
+For each run folder of ``m3po_sb3.train`` (its final ``model.zip``), on deterministic episodes of the real env:
+
+- the critic: mean ``min(Q1, Q2)(h_t, π(h_t))`` against the discounted return that followed in the episode
+  (Monte Carlo, the first ``--steps`` steps so that every return looks ``--steps`` or more steps ahead);
+  ``Q(h, 0)`` for the zero action;
+- for M3PO/M2PO, the model's reward (the elite members' mean, plus the known action term when the agent takes
+  it as known) for the policy's action against the real reward, and the **control-cost sensitivity**: for
+  actions drawn uniformly from the action space, the slope and correlation of ``r̂(h, a) - r̂(h, 0)`` against
+  the true control term ``info["reward_ctrl"]`` of the same action (``action_reward_fn``). A model that knew the
+  control cost would give a slope near 1 (the velocity's one-step response to the action adds a little).
+
+``--refit`` (M3PO/M2PO runs whose last checkpoint is at hand, ``checkpoint/env_buffer.pkl``): fits fresh models
+of the agent's class and settings on that ``D_env``, as the agent does and with variants of the fit, and prints
+the same control-cost slope for each: whether the reward's action dependence can be learned from those data.
+"""
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+import torch as th
+
+from m3po_sb3.runs import load_run
+
+
+def model_reward(agent, histories: th.Tensor, actions: np.ndarray, action_reward_fn) -> np.ndarray:  # noqa: ANN001
+    """The elite members' mean reward for ``actions`` (env units), plus the known action term if the agent uses one."""
+    model = agent.dynamics_model
+    with th.no_grad():
+        mean, _ = model(histories, th.as_tensor(actions, dtype=th.float32))
+        rewards = (mean[model.elites] * model.target_std + model.target_mean)[..., -1].mean(0).numpy()
+    return rewards + action_reward_fn(actions) if agent.known_action_reward else rewards
+
+
+def audit(folder: str, episodes: int, steps: int) -> dict[str, float]:
+    agent, env = load_run(folder, device="cpu")
+    action_reward_fn = env.unwrapped.action_reward_fn
+    rng = np.random.default_rng(0)
+    rows: dict[str, list[float]] = {}
+    for episode in range(episodes):
+        obs, _ = env.reset(seed=1000 + episode)
+        histories, actions, rewards, done = [], [], [], False
+        while not done:
+            action, _ = agent.predict(obs, deterministic=True)
+            histories.append(obs)
+            actions.append(action)
+            obs, reward, terminated, truncated, _ = env.step(action)
+            rewards.append(reward)
+            done = terminated or truncated
+        returns = np.zeros(len(rewards))
+        for t in reversed(range(len(rewards))):
+            returns[t] = rewards[t] + agent.gamma * (returns[t + 1] if t + 1 < len(rewards) else 0.0)
+        n = min(steps, len(rewards))
+        h = th.as_tensor(np.array(histories[:n], dtype=np.float32))
+        a = np.array(actions[:n], dtype=np.float32)
+        with th.no_grad():
+            q_policy = th.min(*agent.critic(h, th.as_tensor(agent.policy.scale_action(a)))).mean().item()
+            q_zero = th.min(*agent.critic(h, th.zeros_like(th.as_tensor(a)))).mean().item()
+        episode_rows = dict(
+            ret=float(np.sum(rewards)),
+            mean_abs_action=float(np.abs(a).mean()),
+            q_policy=q_policy,
+            mc_return=float(returns[:n].mean()),
+            q_zero=q_zero,
+            real_reward=float(np.mean(rewards[:n])),
+        )
+        if hasattr(agent, "dynamics_model"):
+            random_actions = rng.uniform(env.action_space.low, env.action_space.high, size=a.shape).astype(np.float32)
+            difference = model_reward(agent, h, random_actions, action_reward_fn) - model_reward(
+                agent, h, np.zeros_like(random_actions), action_reward_fn
+            )
+            control = action_reward_fn(random_actions)
+            episode_rows.update(
+                model_reward_policy=float(model_reward(agent, h, a, action_reward_fn).mean()),
+                ctrl_slope=float(np.polyfit(control, difference, 1)[0]),
+                ctrl_corr=float(np.corrcoef(control, difference)[0, 1]),
+            )
+        for key, value in episode_rows.items():
+            rows.setdefault(key, []).append(value)
+    env.close()
+    return {key: float(np.mean(values)) for key, values in rows.items()}
+
+
+# Variants of the model fit tried by ``--refit``: (label, model arguments, fit arguments) over the agent's own.
+REFITS = (
+    ("as the agent", {}, {}),
+    ("patience 20 epochs", {}, dict(max_epochs_since_update=20)),
+    ("plain NLL (nll_beta 0)", dict(nll_beta=0.0), {}),
+)
+
+
+def refit(folder: str) -> None:
+    agent, env = load_run(folder, device="cpu")
+    agent.load_env_buffer(Path(folder) / "checkpoint" / "env_buffer.pkl")
+    histories, actions, next_obs, rewards = agent.env_transitions()
+    rng = np.random.default_rng(0)
+    rows = rng.choice(len(rewards), min(2000, len(rewards)), replace=False)
+    h = th.as_tensor(histories[rows])
+    random_actions = rng.uniform(env.action_space.low, env.action_space.high, size=(len(rows),) + env.action_space.shape).astype(np.float32)
+    control = env.unwrapped.action_reward_fn(random_actions)
+    print(f"{folder}: D_env of {len(rewards)} transitions")
+    for label, model_kwargs, fit_kwargs in REFITS:
+        model = type(agent.dynamics_model)(
+            agent.history_layout, ensemble_size=agent.ensemble_size, device="cpu", **{**agent.model_kwargs, **model_kwargs}
+        )
+        agent.dynamics_model = model
+        start = time.perf_counter()
+        stats = model.fit(histories, actions, next_obs, rewards, rng=np.random.default_rng(1), **{**agent.model_fit_kwargs, **fit_kwargs})
+        difference = model_reward(agent, h, random_actions, env.unwrapped.action_reward_fn) - model_reward(
+            agent, h, np.zeros_like(random_actions), env.unwrapped.action_reward_fn
+        )
+        print(
+            f"  {label}: {stats['epochs']} epochs, {time.perf_counter() - start:.0f} s, held-out NLL {stats['holdout_nll']:.3f}, "
+            f"control-cost slope {np.polyfit(control, difference, 1)[0]:.2f}, correlation {np.corrcoef(control, difference)[0, 1]:.2f}",
+            flush=True,
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("folders", nargs="+", help="run folders of m3po_sb3.train (with model.zip)")
+    parser.add_argument("--episodes", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=700, help="steps of each episode whose Q is compared")
+    parser.add_argument("--refit", action="store_true", help="refit the model on each run's checkpointed D_env instead")
+    args = parser.parse_args()
+    th.set_num_threads(1)
+    if args.refit:
+        for folder in args.folders:
+            refit(folder)
+        return
+    columns = ("ret", "mean_abs_action", "q_policy", "mc_return", "q_zero", "real_reward", "model_reward_policy", "ctrl_slope", "ctrl_corr")
+    print("| run | " + " | ".join(columns) + " |")
+    print("|---" * (len(columns) + 1) + "|")
+    for folder in args.folders:
+        result = audit(folder, args.episodes, args.steps)
+        cells = [f"{result[key]:.3g}" if key in result else "" for key in columns]
+        print(f"| {folder.rstrip('/')} | " + " | ".join(cells) + " |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
