@@ -30,20 +30,20 @@ import torch as th
 from m3po_sb3.runs import load_run
 
 
-def model_reward(agent, histories: th.Tensor, actions: np.ndarray, action_reward_fn) -> np.ndarray:  # noqa: ANN001
-    """The elite members' mean reward for ``actions`` (env units), plus the known action term if the agent uses one."""
-    model = agent.dynamics_model
+def model_reward(model, histories: th.Tensor, actions: np.ndarray, known_term) -> np.ndarray:  # noqa: ANN001
+    """The elite members' mean reward for ``actions`` (env units), plus ``known_term(actions)`` unless ``None``
+    (the agent's ``action_reward_fn``: set when it takes the control cost as known)."""
     with th.no_grad():
         mean, _ = model(histories, th.as_tensor(actions, dtype=th.float32))
         rewards = (mean[model.elites] * model.target_std + model.target_mean)[..., -1].mean(0).numpy()
-    return rewards + action_reward_fn(actions) if agent.known_action_reward else rewards
+    return rewards if known_term is None else rewards + known_term(actions)
 
 
-def control_sensitivity(agent, histories: th.Tensor, actions: np.ndarray, action_reward_fn) -> tuple[float, float]:  # noqa: ANN001
-    """Slope and correlation of the predicted reward's even part in the action against the control term."""
-    even = 0.5 * (model_reward(agent, histories, actions, action_reward_fn) + model_reward(agent, histories, -actions, action_reward_fn))
-    even -= model_reward(agent, histories, np.zeros_like(actions), action_reward_fn)
-    control = action_reward_fn(actions)
+def control_sensitivity(model, histories: th.Tensor, actions: np.ndarray, control_fn, known_term) -> tuple[float, float]:  # noqa: ANN001
+    """Slope and correlation of the predicted reward's even part in the action against ``control_fn``."""
+    even = 0.5 * (model_reward(model, histories, actions, known_term) + model_reward(model, histories, -actions, known_term))
+    even -= model_reward(model, histories, np.zeros_like(actions), known_term)
+    control = control_fn(actions)
     return float(np.polyfit(control, even, 1)[0]), float(np.corrcoef(control, even)[0, 1])
 
 
@@ -81,9 +81,10 @@ def audit(folder: str, episodes: int, steps: int) -> dict[str, float]:
         )
         if hasattr(agent, "dynamics_model"):
             random_actions = rng.uniform(env.action_space.low, env.action_space.high, size=a.shape).astype(np.float32)
-            slope, correlation = control_sensitivity(agent, h, random_actions, action_reward_fn)
+            model, known_term = agent.dynamics_model, agent.action_reward_fn
+            slope, correlation = control_sensitivity(model, h, random_actions, action_reward_fn, known_term)
             episode_rows.update(
-                model_reward_policy=float(model_reward(agent, h, a, action_reward_fn).mean()), ctrl_slope=slope, ctrl_corr=correlation
+                model_reward_policy=float(model_reward(model, h, a, known_term).mean()), ctrl_slope=slope, ctrl_corr=correlation
             )
         for key, value in episode_rows.items():
             rows.setdefault(key, []).append(value)
@@ -101,6 +102,8 @@ REFITS = (
 
 def refit(folder: str) -> None:
     agent, env = load_run(folder, device="cpu")
+    if agent.action_reward_fn is not None:
+        raise SystemExit(f"{folder}: --refit checks how a learned reward fits the control cost; this run takes it as known")
     agent.load_env_buffer(Path(folder) / "checkpoint" / "env_buffer.pkl")
     histories, actions, next_obs, rewards = agent.env_transitions()
     rng = np.random.default_rng(0)
@@ -112,7 +115,7 @@ def refit(folder: str) -> None:
     # own steps the velocity it buys with large actions is confounded with their cost).
     design = np.column_stack([np.ones(len(rewards)), env.unwrapped.action_reward_fn(actions), agent.history_layout.split(histories)[0], next_obs])
     warm_up = slice(0, agent.learning_starts)  # uniformly random actions
-    coefficients = [np.linalg.lstsq(design[rows], rewards[rows], rcond=None)[0][1] for rows in (slice(None), warm_up)]
+    coefficients = [np.linalg.lstsq(design[subset], rewards[subset], rcond=None)[0][1] for subset in (slice(None), warm_up)]
     print(
         f"{folder}: D_env of {len(rewards)} transitions; least-squares coefficient of the control term "
         f"{coefficients[0]:.2f} (all), {coefficients[1]:.2f} (the {agent.learning_starts} random warm-up steps)"
@@ -121,11 +124,10 @@ def refit(folder: str) -> None:
         model = type(agent.dynamics_model)(
             agent.history_layout, ensemble_size=agent.ensemble_size, device="cpu", **{**agent.model_kwargs, **model_kwargs}
         )
-        agent.dynamics_model = model
         start = time.perf_counter()
         stats = model.fit(histories, actions, next_obs, rewards, rng=np.random.default_rng(1), **{**agent.model_fit_kwargs, **fit_kwargs})
         seconds = time.perf_counter() - start
-        slope, correlation = control_sensitivity(agent, h, random_actions, env.unwrapped.action_reward_fn)
+        slope, correlation = control_sensitivity(model, h, random_actions, env.unwrapped.action_reward_fn, None)
         print(
             f"  {label}: {stats['epochs']} epochs, {seconds:.0f} s, held-out NLL {stats['holdout_nll']:.3f}, "
             f"control-cost slope {slope:.2f}, correlation {correlation:.2f}",

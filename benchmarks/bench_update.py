@@ -69,7 +69,6 @@ def make_agents(env_id: str, net_arch: tuple[int, ...], seed: int) -> dict[str, 
         fill_with_random_steps(agent, BUFFER_ROWS, seed)
     m3po = agents["m3po"]
     assert isinstance(m3po, M3PO)
-    m3po.termination_fn = m3po._env_termination_fn()
     m3po.rollout_dynamics(BUFFER_ROWS)
     return agents
 

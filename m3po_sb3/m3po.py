@@ -208,8 +208,6 @@ class M3PO(HistorySAC):
         self.termination_fn: TerminationFn | None = None
         self.action_reward_fn: ActionRewardFn | None = None
         self._validate_hyperparameters()
-        if self.env is not None:  # fail at construction when the env offers no known term
-            self.action_reward_fn = self._env_action_reward_fn()
         if _init_setup_model:
             self._setup_model()
 
@@ -273,6 +271,14 @@ class M3PO(HistorySAC):
         self.dynamics_model = self.dynamics_model_class(
             self.history_layout, ensemble_size=self.ensemble_size, device=self.device, **self.model_kwargs
         )
+        # Here rather than in ``__init__``: ``load`` restores ``known_action_reward`` after ``__init__``, before this.
+        if self.env is not None:
+            self.termination_fn, self.action_reward_fn = self._env_functions(self.env)
+
+    def set_env(self, env: GymEnv, force_reset: bool = True) -> None:
+        functions = self._env_functions(env)  # an env that lacks the known term is refused before it replaces this one
+        super().set_env(env, force_reset)
+        self.termination_fn, self.action_reward_fn = functions
 
     def _setup_learn(
         self,
@@ -284,9 +290,6 @@ class M3PO(HistorySAC):
     ) -> tuple[int, BaseCallback]:
         total_timesteps, callback = super()._setup_learn(total_timesteps, callback, reset_num_timesteps, tb_log_name, progress_bar)
         self._check_env_buffer()
-        # Looked up once per ``learn``: the env may have been replaced by ``set_env`` or ``load``.
-        self.termination_fn = self._env_termination_fn()
-        self.action_reward_fn = self._env_action_reward_fn()
         return total_timesteps, callback
 
     def _init_callback(self, callback: MaybeCallback, progress_bar: bool = False) -> BaseCallback:
@@ -295,30 +298,28 @@ class M3PO(HistorySAC):
             callback = [callback if isinstance(callback, BaseCallback) else ConvertCallback(callback)]
         return super()._init_callback([ModelRolloutCallback(), *callback], progress_bar)
 
-    def _env_termination_fn(self) -> TerminationFn | None:
-        """The env's batched health rule for fictitious steps; envs without one (e.g. Pendulum) never end."""
-        assert self.env is not None
-        try:
-            return self.env.get_attr("termination_fn")[0]
-        except AttributeError:
-            return None
+    def _env_functions(self, env: GymEnv) -> tuple[TerminationFn | None, ActionRewardFn | None]:
+        """
+        The env's batched functions for fictitious steps.
 
-    def _env_action_reward_fn(self) -> ActionRewardFn | None:
-        """The env's known reward term of the action when ``known_action_reward`` (else ``None``)."""
-        if not self.known_action_reward:
-            return None
-        assert self.env is not None
-        try:
-            action_reward_fn = self.env.get_attr("action_reward_fn")[0]
-        except AttributeError:
-            action_reward_fn = None
-        if action_reward_fn is None:
+        :return: its health rule (``None`` for envs without one, e.g. Pendulum: they never end) and, when
+            ``known_action_reward``, its known reward term of the action (else ``None``)
+        """
+
+        def lookup(name: str) -> Any:
+            try:
+                return env.get_attr(name)[0] if isinstance(env, VecEnv) else env.get_wrapper_attr(name)
+            except AttributeError:
+                return None
+
+        action_reward_fn = lookup("action_reward_fn") if self.known_action_reward else None
+        if self.known_action_reward and action_reward_fn is None:
             raise ValueError(
                 "known_action_reward=True needs an env with an action_reward_fn (its task-independent reward term of the "
-                "action); the training env has none (AntCrippledLeg-v0's control cost depends on the task; envs from "
+                "action); this env has none (AntCrippledLeg-v0's control cost depends on the task; envs from "
                 "outside meta_mujoco_envs define none)"
             )
-        return action_reward_fn
+        return lookup("termination_fn"), action_reward_fn
 
     # ------------------------------------------------------------------ the steps of Algorithm 2
     def _store_transition(

@@ -144,6 +144,7 @@ class NonStationaryTaskEnv:
 
         For model-based agents that take it as known instead of learning it (``M3PO(known_action_reward=True)``).
         """
+        # v5's own ``control_cost`` cannot serve: it takes one action (Humanoid's reads ``data.ctrl``), not a batch.
         actions = np.asarray(actions)
         return -self._ctrl_cost_weight * np.sum(np.square(actions), axis=-1)
 

@@ -245,7 +245,12 @@ def test_known_action_reward_the_model_learns_the_rest_of_the_reward(tmp_path):
     np.testing.assert_allclose(rewards, stored + 0.001 * actions[:, 0] ** 2, rtol=1e-6)
     assert np.any(actions != 0)
     agent.save(tmp_path / "agent.zip")
-    assert M3PO.load(tmp_path / "agent.zip", env=env).known_action_reward is True
+    loaded = M3PO.load(tmp_path / "agent.zip", env=env)
+    # Bound at load, not only at the next ``learn``: rollouts and ``env_transitions`` of a loaded agent use it.
+    assert loaded.known_action_reward is True and loaded.action_reward_fn is not None
+    with pytest.raises(ValueError, match="action_reward_fn"):  # refused, and the agent keeps its env
+        loaded.set_env(HistoryObservation(gym.make("Pendulum-v1"), history_length=L))
+    assert loaded.env.get_attr("action_reward_fn")[0] is not None
 
     with pytest.raises(ValueError, match="action_reward_fn"):
         make_agent(known_action_reward=True)
