@@ -107,6 +107,10 @@ class M3PO(HistorySAC):
     :param model_fit_kwargs: arguments of the model's ``fit`` (``holdout_ratio``, ``max_epochs``, ...)
     :param hybrid_schedule: M3PO-h's ``(a, b)`` of Table 3 (epochs count ``E`` real steps each, from 0);
         ``None``: plain M3PO (β = 1)
+    :param real_ratio: MBPO's share of real transitions (from ``D_env``) in every SAC minibatch, i.e. β is at
+        most ``1 − real_ratio``. ``0``: the paper's M3PO, whose policy learns from ``D_model`` only; MBPO uses
+        0.05. Why: with ``k = 1`` the next histories SAC bootstraps from are fictitious ones that are never
+        themselves a training input, so nothing ties the critic's level to real returns (benchmarks/README.md)
     :param known_action_reward: take the env's task-independent reward term of the action (its
         ``action_reward_fn``, the control cost of the six envs but the crippled Ant) as known: the model
         learns the rest of the reward, and fictitious rewards add the term back. ``False``: the model learns
@@ -151,6 +155,7 @@ class M3PO(HistorySAC):
         model_kwargs: dict[str, Any] | None = None,
         model_fit_kwargs: dict[str, Any] | None = None,
         hybrid_schedule: tuple[int, int] | None = None,
+        real_ratio: float = 0.0,
         known_action_reward: bool = False,
         history_length: int | None = None,
         ent_coef: str | float = "auto",
@@ -200,6 +205,7 @@ class M3PO(HistorySAC):
         self.model_kwargs = {} if model_kwargs is None else model_kwargs
         self.model_fit_kwargs = {} if model_fit_kwargs is None else model_fit_kwargs
         self.hybrid_schedule = hybrid_schedule
+        self.real_ratio = real_ratio
         self.known_action_reward = known_action_reward
         self.dynamics_model_name = self.dynamics_model_class.__name__  # saved, so that ``load`` can check the class
         # Hooks for diagnostics: the statistics of the last model fit and of the last rollout batch.
@@ -250,6 +256,7 @@ class M3PO(HistorySAC):
                 f"env_buffer_size={self.env_buffer_size} cannot hold the learning_starts={self.learning_starts} real steps the model is first trained on",
             ),
         ]
+        checks.append((0.0 <= self.real_ratio <= 1.0, f"real_ratio must lie in [0, 1], got {self.real_ratio}"))
         if self.hybrid_schedule is not None:
             start, end = self.hybrid_schedule
             checks.append((0 <= start < end, f"hybrid_schedule (a, b) needs 0 <= a < b, got {self.hybrid_schedule}"))
@@ -412,7 +419,7 @@ class M3PO(HistorySAC):
         return batch
 
     def train(self, gradient_steps: int, batch_size: int = 64) -> None:
-        """``G`` SAC updates on ``D_model`` (Algorithm 2, line 11); M3PO-h's sample ``D_hyb`` instead."""
+        """``G`` SAC updates on ``D_model`` (Algorithm 2, line 11); M3PO-h's (and ``real_ratio > 0``) sample ``D_hyb``."""
         beta = self.hybrid_beta()
         self.logger.record("train/beta", beta)
         model_buffer = self.replay_buffer
@@ -429,11 +436,13 @@ class M3PO(HistorySAC):
     def hybrid_beta(self, epoch: float | None = None) -> float:
         """
         :param epoch: the epoch (default: the current one, ``num_timesteps // epoch_length``)
-        :return: M3PO-h's β (:func:`hybrid_beta`); 1 for plain M3PO
+        :return: the share of model transitions in SAC's minibatches: M3PO-h's β (:func:`hybrid_beta`), 1 for
+            plain M3PO, at most ``1 − real_ratio``
         """
-        if self.hybrid_schedule is None:
-            return 1.0
-        return hybrid_beta(self.num_timesteps // self.epoch_length if epoch is None else epoch, *self.hybrid_schedule)
+        beta = 1.0
+        if self.hybrid_schedule is not None:
+            beta = hybrid_beta(self.num_timesteps // self.epoch_length if epoch is None else epoch, *self.hybrid_schedule)
+        return min(beta, 1.0 - self.real_ratio)
 
     def learn(
         self: SelfM3PO,

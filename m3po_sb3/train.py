@@ -62,6 +62,7 @@ OVERRIDABLE = (
     "epoch_length",
     "rollout_every",
     "hybrid_schedule",
+    "real_ratio",
     "known_action_reward",
 )
 # What a run folder gets (beside config.json and status.json); a new run refuses a folder holding any of them.
@@ -114,6 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--epoch-length", type=int, help="E, env steps per epoch (between model trainings)")
     parser.add_argument("--rollout-every", type=int, help="make the rollouts of this many env steps at once")
     parser.add_argument("--hybrid-schedule", type=int, nargs=2, metavar=("A", "B"), help="M3PO-h: beta from 1 at epoch A to 0 at B")
+    parser.add_argument("--real-ratio", type=float, help="M3PO/M2PO: share of real transitions in SAC's minibatches (MBPO: 0.05)")
     parser.add_argument(
         "--known-action-reward",
         action="store_true",
@@ -189,6 +191,7 @@ def make_agent(
         model_kwargs=model_kwargs,
         model_fit_kwargs=config.get("model_fit_kwargs"),
         hybrid_schedule=config["hybrid_schedule"] if algo == "m3po-h" else None,
+        real_ratio=config.get("real_ratio", 0.0),
         known_action_reward=config.get("known_action_reward", False),
         **common,
     )
@@ -220,8 +223,9 @@ def run_settings(args: argparse.Namespace) -> dict[str, Any]:
         if args.history_length not in (None, 1) or args.diagnostics:
             raise UsageError("--algo rl2 sees the last step only (history length 1) and has no diagnostics (they need a replay buffer)")
         config["history_length"] = 1
-    if args.known_action_reward and args.algo not in ("m3po", "m2po", "m3po-h"):
-        raise UsageError(f"--known-action-reward is for the model-based agents (m3po, m2po, m3po-h), not --algo {args.algo}")
+    for flag, given in (("--known-action-reward", args.known_action_reward), ("--real-ratio", args.real_ratio is not None)):
+        if given and args.algo not in ("m3po", "m2po", "m3po-h"):
+            raise UsageError(f"{flag} is for the model-based agents (m3po, m2po, m3po-h), not --algo {args.algo}")
     timesteps = config["n_epochs"] * config["epoch_length"] if args.timesteps is None else args.timesteps
     eval_freq = config["epoch_length"] if args.eval_freq is None else args.eval_freq
     if eval_freq < 1 or args.eval_episodes < 1:

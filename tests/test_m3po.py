@@ -129,6 +129,21 @@ def test_m3po_h_trains_on_the_hybrid_dataset_with_the_beta_schedule():
     assert isinstance(agent.replay_buffer, ModelReplayBuffer)  # the hybrid view was only lent to SAC.train
 
 
+@pytest.mark.parametrize(
+    "schedule, betas, split",
+    [(None, [0.75] * 5, [("model", 12), ("env", 4)]), ((1, 3), [0.75, 0.75, 0.5, 0.0, 0.0], [("model", 8), ("env", 8)])],
+)
+def test_real_ratio_puts_real_transitions_in_every_minibatch(schedule, betas, split):
+    agent = make_agent(hybrid_schedule=schedule, real_ratio=0.25)
+    assert [agent.hybrid_beta(epoch) for epoch in (0, 1, 2, 3, 4)] == betas
+    sampled = []
+    model_sample, env_sample = agent.replay_buffer.sample, agent.env_buffer.sample
+    agent.replay_buffer.sample = lambda n, env=None: sampled.append(("model", n)) or model_sample(n, env)
+    agent.env_buffer.sample = lambda n, env=None: sampled.append(("env", n)) or env_sample(n, env)
+    agent.learn(50)  # the last update is at step 50, epoch 2
+    assert sampled[:2] == [("model", 12), ("env", 4)] and sampled[-2:] == split
+
+
 def test_m2po_uses_the_non_adaptive_model_and_keeps_the_history_policy():
     agent = make_agent(agent_class=M2PO)
     assert type(agent.dynamics_model) is DynamicsModel and agent.dynamics_model.history_encoder is None
@@ -209,6 +224,7 @@ def test_env_without_history_observation_is_rejected(env):
         (dict(buffer_size=M * EPOCH - 1), ValueError, "one epoch of rollouts"),
         (dict(env_buffer_size=LEARNING_STARTS - 1), ValueError, "env_buffer_size"),
         (dict(hybrid_schedule=(5, 5)), ValueError, "hybrid_schedule"),
+        (dict(real_ratio=1.5), ValueError, "real_ratio"),
         (dict(history_length=L + 1), ValueError, "history_length"),
         (dict(rollouts_per_step=2.5), TypeError, "rollouts_per_step"),
     ],

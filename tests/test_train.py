@@ -93,6 +93,7 @@ def test_runs_are_numbered_in_the_log_folder_and_an_existing_out_is_refused(tmp_
         ([*TINY, "--algo", "rl2"], "--algo rl2 sees the last step only (history length 1)"),  # TINY has L = 2
         ([*TINY, "--algo", "oracle"], "--env-kwargs {'task_in_obs': True}: "),  # Pendulum has no task
         ([*TINY, "--algo", "sac", "--known-action-reward"], "--known-action-reward is for the model-based agents"),
+        ([*TINY, "--algo", "oracle", "--real-ratio", "0.05"], "--real-ratio is for the model-based agents"),
         (["--resume", "nowhere"], "nowhere is not a run folder"),
     ],
 )
@@ -117,9 +118,12 @@ def test_m3po_h_needs_a_beta_schedule(tmp_path):
 
 
 def test_env_kwargs_tensorboard_and_a_trained_agent_to_start_from(tmp_path):
-    first = main([*TINY, "--out", str(tmp_path / "a"), "--env-kwargs", "g:5.0", "--tensorboard-log", str(tmp_path / "tb"), "--verbose", "0"])
-    assert first.get_env().get_attr("g")[0] == 5.0
-    assert json.loads((tmp_path / "a" / "config.json").read_text())["env_kwargs"] == {"g": 5.0}
+    first = main(
+        [*TINY, "--out", str(tmp_path / "a"), "--env-kwargs", "g:5.0", "--tensorboard-log", str(tmp_path / "tb"), "--verbose", "0", "--real-ratio", "0.25"]
+    )
+    assert first.get_env().get_attr("g")[0] == 5.0 and first.real_ratio == 0.25
+    config = json.loads((tmp_path / "a" / "config.json").read_text())
+    assert config["env_kwargs"] == {"g": 5.0} and config["hyperparameters"]["real_ratio"] == 0.25
     assert (tmp_path / "tb" / "M3PO_1").is_dir()  # named after the algorithm, not SAC_1
     # 20 steps: the warm-up only (random actions, no update), so the agent is still the one it started from
     second = main([*TINY, "--timesteps", "20", "--out", str(tmp_path / "b"), "-i", str(tmp_path / "a" / "model.zip"), "--verbose", "0"])
