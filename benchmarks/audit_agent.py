@@ -22,11 +22,11 @@ the same control-cost slope for each, after a least-squares check that the data 
 
 import argparse
 import time
-from pathlib import Path
 
 import numpy as np
 import torch as th
 
+from m3po_sb3.rollouts import known_action_rewards
 from m3po_sb3.runs import load_run
 
 
@@ -36,7 +36,7 @@ def model_reward(model, histories: th.Tensor, actions: np.ndarray, known_term) -
     with th.no_grad():
         mean, _ = model(histories, th.as_tensor(actions, dtype=th.float32))
         rewards = (mean[model.elites] * model.target_std + model.target_mean)[..., -1].mean(0).numpy()
-    return rewards if known_term is None else rewards + known_term(actions)
+    return rewards if known_term is None else rewards + known_action_rewards(known_term, actions)
 
 
 def control_sensitivity(model, histories: th.Tensor, actions: np.ndarray, control_fn, known_term) -> tuple[float, float]:  # noqa: ANN001
@@ -101,10 +101,9 @@ REFITS = (
 
 
 def refit(folder: str) -> None:
-    agent, env = load_run(folder, device="cpu")
+    agent, env = load_run(folder, checkpoint=True, device="cpu")  # with its D_env
     if agent.action_reward_fn is not None:
         raise SystemExit(f"{folder}: --refit checks how a learned reward fits the control cost; this run takes it as known")
-    agent.load_env_buffer(Path(folder) / "checkpoint" / "env_buffer.pkl")
     histories, actions, next_obs, rewards = agent.env_transitions()
     rng = np.random.default_rng(0)
     rows = rng.choice(len(rewards), min(2000, len(rewards)), replace=False)

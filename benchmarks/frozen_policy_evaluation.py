@@ -36,16 +36,6 @@ PROBE_ROWS = 5000  # the last real histories, where the critic's value is read
 REBUILT_ROLLOUTS = 100_000
 
 
-def load_checkpoint(folder: Path):  # noqa: ANN201
-    """The run's last checkpoint: the agent with its ``D_env`` and ``D_model``."""
-    agent, _ = load_run(folder, device="cpu")
-    agent = type(agent).load(folder / "checkpoint" / "agent.zip", env=agent.env, device="cpu")
-    agent.load_env_buffer(folder / "checkpoint" / "env_buffer.pkl")
-    agent.load_replay_buffer(folder / "checkpoint" / "replay_buffer.pkl")
-    agent.set_logger(configure(None, []))
-    return agent
-
-
 def training_data(agent, variant: str):  # noqa: ANN001, ANN201
     """The buffer a variant's critic samples (see the module's docstring)."""
     kind, _, value = variant.partition(":")
@@ -97,11 +87,14 @@ def evaluate(agent, buffer, updates: int, probe: th.Tensor) -> list[float]:  # n
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("folder", type=Path, help="an M3PO/M2PO run folder with its checkpoint/")
-    parser.add_argument("--updates", type=int, default=20_000)
+    parser.add_argument("--updates", type=int, default=20_000, help="critic updates per variant (a multiple of 5, the read-outs)")
     parser.add_argument("--variants", nargs="+", default=["model", "real:0.05", "real:0.5", "env", "rebuilt:1", "rebuilt:5"])
     args = parser.parse_args()
+    if args.updates < 5 or args.updates % 5:
+        parser.error(f"--updates must be a positive multiple of 5 (Q is read every fifth of them), got {args.updates}")
     th.set_num_threads(1)
-    agent = load_checkpoint(args.folder)
+    agent, _ = load_run(args.folder, checkpoint=True, device="cpu")  # with its D_env and D_model
+    agent.set_logger(configure(None, []))
     size = agent.env_buffer.size()
     probe = th.as_tensor(agent.env_buffer.histories(np.arange(max(0, size - PROBE_ROWS), size))[0])
     rewards = agent.env_buffer.rewards[:size].mean()

@@ -165,6 +165,20 @@ def find_checkpoint(run_folder: str | Path) -> Path | None:
     return None
 
 
+def load_buffers(agent: BaseAlgorithm, folder: str | Path) -> None:
+    """
+    Load a checkpoint's buffers into ``agent``: the replay buffer of an off-policy agent, and ``D_env`` of
+    the M3PO family.
+
+    :param agent: the agent the checkpoint was saved from (or one of its class and spaces)
+    :param folder: a checkpoint folder
+    """
+    if isinstance(agent, OffPolicyAlgorithm):
+        agent.load_replay_buffer(Path(folder) / "replay_buffer.pkl")
+    if isinstance(agent, M3PO):
+        agent.load_env_buffer(Path(folder) / "env_buffer.pkl")
+
+
 def load_checkpoint(
     folder: str | Path, agent_class: type[BaseAlgorithm], make_env: Callable[[], VecEnv], device: str = "auto"
 ) -> tuple[BaseAlgorithm, dict[str, Any] | None]:
@@ -187,10 +201,7 @@ def load_checkpoint(
         env = make_env()
         env.seed(None if agent.seed is None else agent.seed + agent.num_timesteps)
         agent.set_env(env, force_reset=True)
-    if isinstance(agent, OffPolicyAlgorithm):
-        agent.load_replay_buffer(folder / "replay_buffer.pkl")
-    if isinstance(agent, M3PO):
-        agent.load_env_buffer(folder / "env_buffer.pkl")
+    load_buffers(agent, folder)
     for path in (folder / "files").iterdir():
         shutil.copy2(path, folder.parent / path.name)
     set_rng_state(agent, state["rng"])  # last: building the agent drew from them

@@ -17,6 +17,7 @@ import gymnasium as gym
 from sb3_contrib import RecurrentPPO
 from stable_baselines3.common.base_class import BaseAlgorithm
 
+from m3po_sb3.checkpoint import find_checkpoint, load_buffers
 from m3po_sb3.history import HistoryObservation
 from m3po_sb3.history_sac import HistorySAC
 from m3po_sb3.m3po import M2PO, M3PO
@@ -100,7 +101,11 @@ def read_status(folder: str | os.PathLike) -> dict[str, Any] | None:
 
 
 def load_run(
-    folder: str | os.PathLike, best: bool = False, env_kwargs: dict[str, Any] | None = None, **load_kwargs: Any
+    folder: str | os.PathLike,
+    best: bool = False,
+    checkpoint: bool = False,
+    env_kwargs: dict[str, Any] | None = None,
+    **load_kwargs: Any,
 ) -> tuple[BaseAlgorithm, HistoryObservation]:
     """
     The agent of a run folder and its env, rebuilt as the run made it (env id, ``--env-kwargs``, the
@@ -108,13 +113,23 @@ def load_run(
 
     :param folder: a run folder of :mod:`m3po_sb3.train`
     :param best: load ``best_model.zip`` (the best evaluation) instead of ``model.zip`` (the last step)
+    :param checkpoint: load the agent of the run's last checkpoint with its buffers (replay buffer, and
+        ``D_env`` for the M3PO family), for analysis; unlike ``--resume`` this leaves the run's files alone
     :param env_kwargs: further ``gym.make`` arguments (e.g. ``render_mode="rgb_array"``)
     :param load_kwargs: further arguments of the agent class's ``load`` (``device``, ...)
     :return: the agent (its env set) and the env
     """
+    if best and checkpoint:
+        raise ValueError("load_run: choose best or checkpoint, not both")
     config = read_config(folder)
-    path = Path(folder) / ("best_model.zip" if best else "model.zip")
+    checkpoint_folder = find_checkpoint(folder) if checkpoint else None
+    if checkpoint and checkpoint_folder is None:
+        raise FileNotFoundError(f"{folder} has no checkpoint (it is kept in the run folder it was made in, not committed)")
+    path = checkpoint_folder / "agent.zip" if checkpoint_folder else Path(folder) / ("best_model.zip" if best else "model.zip")
     if not path.is_file():
         raise FileNotFoundError(f"{path} does not exist (a run interrupted before it saved anything?)")
     env = make_env(config["env"], config["hyperparameters"]["history_length"], {**config["env_kwargs"], **(env_kwargs or {})})
-    return AGENT_CLASSES[config["algo"]].load(path, env=env, **load_kwargs), env
+    agent = AGENT_CLASSES[config["algo"]].load(path, env=env, **load_kwargs)
+    if checkpoint_folder:
+        load_buffers(agent, checkpoint_folder)
+    return agent, env

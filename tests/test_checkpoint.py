@@ -50,6 +50,17 @@ def test_interrupted_and_resumed_run_equals_the_uninterrupted_one(tmp_path, monk
     assert (tmp_path / "cut" / "learning_curve.png").stat().st_size > 0
     agent, _ = load_run(tmp_path / "cut")
     assert agent.num_timesteps == 53 and np.array_equal(parameters(agent), parameters(interrupted))
+    # For analysis, the checkpoint's agent comes back with its buffers, and the run's files are left alone.
+    evaluations = (tmp_path / "cut" / "eval.csv").read_text()
+    at_checkpoint, _ = load_run(tmp_path / "cut", checkpoint=True)
+    assert at_checkpoint.num_timesteps == 53 and np.array_equal(parameters(at_checkpoint), parameters(interrupted))
+    size = interrupted.replay_buffer.size()
+    assert size > 0 and at_checkpoint.replay_buffer.size() == size
+    assert np.array_equal(at_checkpoint.replay_buffer.rewards[:size], interrupted.replay_buffer.rewards[:size])
+    if algo == "m3po":
+        for loaded, kept in zip(at_checkpoint.env_transitions(), interrupted.env_transitions()):
+            assert len(kept) == 53 and np.array_equal(loaded, kept)
+    assert (tmp_path / "cut" / "eval.csv").read_text() == evaluations
 
     resumed = main(["--resume", str(tmp_path / "cut"), "--no-progress-bar"])
     assert read_status(tmp_path / "cut")["status"] == "finished" and resumed.num_timesteps == 90

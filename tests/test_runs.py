@@ -32,7 +32,7 @@ def run(tmp_path_factory):
     return folder, agent
 
 
-def test_load_run_gives_the_agent_and_its_env_rebuilt_from_the_config(run):
+def test_load_run_gives_the_agent_and_its_env_rebuilt_from_the_config(run, tmp_path):
     folder, trained = run
     agent, env = load_run(folder)
     assert type(agent) is M3PO and isinstance(env, HistoryObservation) and env.history_layout.history_length == 3
@@ -43,6 +43,11 @@ def test_load_run_gives_the_agent_and_its_env_rebuilt_from_the_config(run):
     assert from_id.get_env().get_attr("history_layout")[0].history_length == 3
     best, _ = load_run(folder, best=True)
     assert best.num_timesteps in (20, 40)
+    with pytest.raises(ValueError, match="best or checkpoint"):
+        load_run(folder, best=True, checkpoint=True)
+    (tmp_path / "config.json").write_text((folder / "config.json").read_text())  # a run without its checkpoint
+    with pytest.raises(FileNotFoundError, match="has no checkpoint"):
+        load_run(tmp_path, checkpoint=True)
 
 
 def test_replay_prints_each_episode_and_a_video_without_moviepy_says_what_to_install(run, capsys, monkeypatch):
