@@ -1,6 +1,6 @@
 """What a finished run's agent believes against what the env does (issue 10: why M3PO/M2PO do not learn).
 
-    python benchmarks/audit_agent.py RUN_FOLDER [RUN_FOLDER ...] [--episodes 3] [--steps 700] [--refit]
+    python benchmarks/audit_agent.py RUN_FOLDER [RUN_FOLDER ...] [--episodes 3] [--steps 700] [--refit | --task-inference]
 
 For each run folder of ``m3po_sb3.train`` (its final ``model.zip``), on deterministic episodes of the real env:
 
@@ -14,6 +14,23 @@ For each run folder of ``m3po_sb3.train`` (its final ``model.zip``), on determin
   of ``a`` (``action_reward_fn``, even in ``a``). The velocity's first-order response to the action is odd
   and cancels, so a model that knew the control cost would give a slope and a correlation near 1.
 
+``--task-inference`` (M3PO, M2PO or history-SAC on a direction env): do the model and the critic read the
+direction from the rewards in the history? On fresh episodes of the agent's own stochastic policy (data it was
+not fit on), on the moving steps (velocity reward ``|v| > 0.3``, ``v = info["reward_forward"]``), each asked
+again with the history of the other direction: every past reward's velocity part negated,
+``r' = 2 * action_reward_fn(a) - r``.
+
+- The model (M3PO/M2PO): the velocity part of its predicted reward, ``v̂ = r̂(h, a) - action_reward_fn(a)``:
+  the fraction with the sign of ``v``, overall and by steps since a reversal of the direction (the history
+  holds only the new direction's rewards after ``L`` steps), its mean error, and the **flip slope**: the
+  prediction on the flipped history regressed on ``v̂``; -1 for a model that reads the task from the rewards,
+  +1 for one that ignores them (M2PO's non-adaptive model).
+- The critic: the correlation of ``Q(h, a) - Q(h', a)`` (``h'`` flipped, ``a`` the action taken) with ``v``.
+  A critic that reads the task values the same step more under the direction it pays in: positive; one that
+  ignores the rewards: 0.
+
+Figures from fewer than 30 moving steps are left blank.
+
 ``--refit`` (M3PO/M2PO runs whose last checkpoint is at hand, ``checkpoint/env_buffer.pkl``): fits fresh models
 of the agent's class and settings on that ``D_env``, as the agent does and with variants of the fit, and prints
 the same control-cost slope for each, after a least-squares check that the data identify the control term
@@ -22,12 +39,13 @@ the same control-cost slope for each, after a least-squares check that the data 
 
 import argparse
 import time
+from functools import partial
 
 import numpy as np
 import torch as th
 
 from m3po_sb3.rollouts import known_action_rewards
-from m3po_sb3.runs import load_run
+from m3po_sb3.runs import load_run, read_config
 
 
 def model_reward(model, histories: th.Tensor, actions: np.ndarray, known_term) -> np.ndarray:  # noqa: ANN001
@@ -92,6 +110,69 @@ def audit(folder: str, episodes: int, steps: int) -> dict[str, float]:
     return {key: float(np.mean(values)) for key, values in rows.items()}
 
 
+MOVING = 0.3  # |velocity reward| above which a step counts as moving
+MIN_ROWS = 30  # fewer moving steps than this: --task-inference leaves the figure blank
+SINCE_REVERSAL = ((0, 10), (10, 50), (50, None))  # --task-inference's bins of steps since a reversal
+
+
+def flip_direction(layout, histories: np.ndarray, action_reward_fn) -> np.ndarray:  # noqa: ANN001
+    """The histories with each past reward's velocity part negated: ``r' = 2 * action_reward_fn(a) - r``."""
+    current, past_obs, past_act, past_rew, mask = layout.split(histories)
+    control = known_action_rewards(action_reward_fn, past_act.reshape(-1, past_act.shape[-1])).reshape(past_rew.shape)
+    return layout.join(current, past_obs, past_act, (2 * control - past_rew) * mask, mask)
+
+
+def task_inference(folder: str, episodes: int) -> dict[str, float]:
+    agent, env = load_run(folder, device="cpu")
+    if "direction" not in env.unwrapped.sample_tasks(1)[0] or read_config(folder)["env_kwargs"].get("task_in_obs"):
+        raise SystemExit(f"{folder}: --task-inference needs a run on a direction env whose task is hidden")
+    action_reward_fn, layout = env.unwrapped.action_reward_fn, env.history_layout
+    histories, actions, velocity, since_reversal = [], [], [], []
+    for episode in range(episodes):
+        obs, _ = env.reset(seed=2000 + episode)
+        direction, steps, done = env.unwrapped.get_task()["direction"], 10**6, False
+        while not done:
+            action, _ = agent.predict(obs, deterministic=False)
+            histories.append(obs)
+            actions.append(action)
+            obs, _, terminated, truncated, info = env.step(action)
+            if info["task"]["direction"] != direction:  # the task of this step is reversed
+                direction, steps = info["task"]["direction"], 0
+            velocity.append(info["reward_forward"])
+            since_reversal.append(steps)
+            steps += 1
+            done = terminated or truncated
+    h, a = np.array(histories, dtype=np.float32), np.array(actions, dtype=np.float32)
+    velocity, since_reversal = np.array(velocity), np.array(since_reversal)
+    h_flipped = flip_direction(layout, h, action_reward_fn)
+    moving = np.abs(velocity) > MOVING
+    result = dict(moving=float(moving.mean()))
+    if moving.sum() < MIN_ROWS:
+        return result
+    with th.no_grad():
+        scaled = th.as_tensor(agent.policy.scale_action(a))
+        q, q_flipped = (th.min(*agent.critic(th.as_tensor(x), scaled)).squeeze(-1).numpy() for x in (h, h_flipped))
+    result["critic_flip_corr"] = float(np.corrcoef((q - q_flipped)[moving], velocity[moving])[0, 1])
+    if not hasattr(agent, "dynamics_model"):
+        return result
+    control = known_action_rewards(action_reward_fn, a)
+    model, known_term = agent.dynamics_model, agent.action_reward_fn
+    predicted = model_reward(model, th.as_tensor(h), a, known_term) - control
+    flipped = model_reward(model, th.as_tensor(h_flipped), a, known_term) - control
+    right = np.sign(predicted) == np.sign(velocity)
+    result.update(
+        right_sign=float(right[moving].mean()),
+        error=float(np.abs(predicted - velocity)[moving].mean()),
+        abs_velocity=float(np.abs(velocity)[moving].mean()),
+        flip_slope=float(np.polyfit(predicted[moving], flipped[moving], 1)[0]),
+    )
+    for low, high in SINCE_REVERSAL:
+        rows = moving & (since_reversal >= low) & (since_reversal < (high or 10**7))
+        if rows.sum() >= MIN_ROWS:
+            result[f"right_sign_{low}_{high or ''}"] = float(right[rows].mean())
+    return result
+
+
 # Variants of the model fit tried by ``--refit``: (label, model arguments, fit arguments) over the agent's own.
 REFITS = (
     ("as the agent", {}, {}),
@@ -139,18 +220,25 @@ def main() -> None:
     parser.add_argument("folders", nargs="+", help="run folders of m3po_sb3.train (with model.zip)")
     parser.add_argument("--episodes", type=int, default=3)
     parser.add_argument("--steps", type=int, default=700, help="steps of each episode whose Q is compared")
-    parser.add_argument("--refit", action="store_true", help="refit the model on each run's checkpointed D_env instead")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--refit", action="store_true", help="refit the model on each run's checkpointed D_env instead")
+    mode.add_argument("--task-inference", action="store_true", help="whether the model and the critic read the direction from the rewards")
     args = parser.parse_args()
     th.set_num_threads(1)
     if args.refit:
         for folder in args.folders:
             refit(folder)
         return
-    columns = ("ret", "mean_abs_action", "q_policy", "mc_return", "q_zero", "real_reward", "model_reward_policy", "ctrl_slope", "ctrl_corr")
+    if args.task_inference:
+        columns = ("moving", "right_sign", *(f"right_sign_{low}_{high or ''}" for low, high in SINCE_REVERSAL), "error", "abs_velocity", "flip_slope", "critic_flip_corr")
+        audit_run = partial(task_inference, episodes=args.episodes)
+    else:
+        columns = ("ret", "mean_abs_action", "q_policy", "mc_return", "q_zero", "real_reward", "model_reward_policy", "ctrl_slope", "ctrl_corr")
+        audit_run = partial(audit, episodes=args.episodes, steps=args.steps)
     print("| run | " + " | ".join(columns) + " |")
     print("|---" * (len(columns) + 1) + "|")
     for folder in args.folders:
-        result = audit(folder, args.episodes, args.steps)
+        result = audit_run(folder)
         cells = [f"{result[key]:.3g}" if key in result else "" for key in columns]
         print(f"| {folder.rstrip('/')} | " + " | ".join(cells) + " |", flush=True)
 

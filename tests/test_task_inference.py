@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import meta_mujoco_envs  # noqa: F401  (registers the envs)
+from benchmarks.audit_agent import flip_direction
 from benchmarks.bench_task_inference import STEP_BINS, evaluate_seed, find_gaits
 from m3po_sb3.history import HistoryObservation
 
@@ -29,6 +30,29 @@ def test_histories_carry_the_rewards_that_reveal_the_direction():
         np.testing.assert_allclose(directions[-1], info["task"]["direction"], rtol=1e-6)
     # The 40 steps crossed direction changes, so some of the checked histories held rewards of both directions.
     assert np.count_nonzero(np.diff(np.round(directions))) >= 1
+
+
+def test_the_audit_flips_a_history_to_the_other_direction():
+    # audit_agent --task-inference asks the meta-model about the history of the other direction: every past
+    # reward must be the one the env pays for the same step under the opposite task.
+    env = HistoryObservation(gym.make("HalfCheetahFwdBwd-v0"), history_length=4)
+    layout, action_reward_fn = env.history_layout, env.unwrapped.action_reward_fn
+    env.action_space.seed(1)
+    env.reset(seed=1)
+    histories, other_direction = [], []
+    for _ in range(6):
+        history, _, _, _, info = env.step(env.action_space.sample())
+        histories.append(history)
+        other_direction.append(-info["reward_forward"] + info["reward_ctrl"])
+    flipped = flip_direction(layout, np.array(histories), action_reward_fn)
+    for step, (history, flipped_history) in enumerate(zip(histories, flipped)):
+        original_parts, flipped_parts = layout.split(history), layout.split(flipped_history)
+        real = min(step + 1, layout.history_length)
+        np.testing.assert_allclose(flipped_parts[3][-real:], other_direction[step + 1 - real : step + 1], rtol=1e-5, atol=1e-6)
+        np.testing.assert_array_equal(flipped_parts[3][:-real], 0.0)  # padding stays padding
+        for part in (0, 1, 2, 4):  # observations, actions and mask unchanged
+            np.testing.assert_array_equal(flipped_parts[part], original_parts[part])
+    np.testing.assert_allclose(flip_direction(layout, flipped, action_reward_fn), histories, rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.slow
