@@ -4,6 +4,8 @@
 
 For each run folder of ``m3po_sb3.train`` (its final ``model.zip``), on deterministic episodes of the real env:
 
+- the episode: its return, length and mean velocity reward ``info["reward_forward"]`` per step (on the Walker,
+  whose return is mostly the survival bonus, whether the agent walks or only stands);
 - the critic: mean ``min(Q1, Q2)(h_t, π(h_t))`` against the discounted return that followed in the episode
   (Monte Carlo, the first ``--steps`` steps so that every return looks ``--steps`` or more steps ahead);
   ``Q(h, 0)`` for the zero action;
@@ -72,13 +74,14 @@ def audit(folder: str, episodes: int, steps: int) -> dict[str, float]:
     rows: dict[str, list[float]] = {}
     for episode in range(episodes):
         obs, _ = env.reset(seed=1000 + episode)
-        histories, actions, rewards, done = [], [], [], False
+        histories, actions, rewards, forward_rewards, done = [], [], [], [], False
         while not done:
             action, _ = agent.predict(obs, deterministic=True)
             histories.append(obs)
             actions.append(action)
-            obs, reward, terminated, truncated, _ = env.step(action)
+            obs, reward, terminated, truncated, info = env.step(action)
             rewards.append(reward)
+            forward_rewards.append(info["reward_forward"])
             done = terminated or truncated
         returns = np.zeros(len(rewards))
         for t in reversed(range(len(rewards))):
@@ -91,6 +94,8 @@ def audit(folder: str, episodes: int, steps: int) -> dict[str, float]:
             q_zero = th.min(*agent.critic(h, th.zeros_like(th.as_tensor(a)))).mean().item()
         episode_rows = dict(
             ret=float(np.sum(rewards)),
+            length=len(rewards),
+            forward_reward=float(np.mean(forward_rewards)),
             mean_abs_action=float(np.abs(a).mean()),
             q_policy=q_policy,
             mc_return=float(returns[:n].mean()),
@@ -233,7 +238,7 @@ def main() -> None:
         columns = ("moving", "right_sign", *(f"right_sign_{low}_{high or ''}" for low, high in SINCE_REVERSAL), "error", "abs_velocity", "flip_slope", "critic_flip_corr")
         audit_run = partial(task_inference, episodes=args.episodes)
     else:
-        columns = ("ret", "mean_abs_action", "q_policy", "mc_return", "q_zero", "real_reward", "model_reward_policy", "ctrl_slope", "ctrl_corr")
+        columns = ("ret", "length", "forward_reward", "mean_abs_action", "q_policy", "mc_return", "q_zero", "real_reward", "model_reward_policy", "ctrl_slope", "ctrl_corr")
         audit_run = partial(audit, episodes=args.episodes, steps=args.steps)
     print("| run | " + " | ".join(columns) + " |")
     print("|---" * (len(columns) + 1) + "|")
