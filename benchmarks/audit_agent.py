@@ -36,7 +36,11 @@ Figures from fewer than 30 moving steps are left blank.
 ``--refit`` (M3PO/M2PO runs whose last checkpoint is at hand, ``checkpoint/env_buffer.pkl``): fits fresh models
 of the agent's class and settings on that ``D_env``, as the agent does and with variants of the fit, and prints
 the same control-cost slope for each, after a least-squares check that the data identify the control term
-(coefficient near 1): whether the reward's action dependence can be learned from those data.
+(coefficient near 1): whether the reward's action dependence can be learned from those data. One variant
+repeats the agent's own schedule, a warm refit every ``epoch_length`` steps on the ``D_env`` of that time (its
+first rows: exact while ``D_env`` has not wrapped around). On a direction env each model, the agent's own first,
+also gets the flip slope and the fraction of right signs of ``--task-inference``, here on the moving steps among
+the last 2 000 of ``D_env`` (the agent's recent data, which the fits saw).
 """
 
 import argparse
@@ -127,6 +131,13 @@ def flip_direction(layout, histories: np.ndarray, action_reward_fn) -> np.ndarra
     return layout.join(current, past_obs, past_act, (2 * control - past_rew) * mask, mask)
 
 
+def predicted_velocity(agent, histories: np.ndarray, actions: np.ndarray, action_reward_fn, model=None) -> np.ndarray:  # noqa: ANN001
+    """The velocity part of the reward that ``model`` (default: the agent's) predicts, ``r̂(h, a) - action_reward_fn(a)``."""
+    model = agent.dynamics_model if model is None else model
+    rewards = model_reward(model, th.as_tensor(histories), actions, agent.action_reward_fn)
+    return rewards - known_action_rewards(action_reward_fn, actions)
+
+
 def task_inference(folder: str, episodes: int) -> dict[str, float]:
     agent, env = load_run(folder, device="cpu")
     if "direction" not in env.unwrapped.sample_tasks(1)[0] or read_config(folder)["env_kwargs"].get("task_in_obs"):
@@ -160,10 +171,7 @@ def task_inference(folder: str, episodes: int) -> dict[str, float]:
     result["critic_flip_corr"] = float(np.corrcoef((q - q_flipped)[moving], velocity[moving])[0, 1])
     if not hasattr(agent, "dynamics_model"):
         return result
-    control = known_action_rewards(action_reward_fn, a)
-    model, known_term = agent.dynamics_model, agent.action_reward_fn
-    predicted = model_reward(model, th.as_tensor(h), a, known_term) - control
-    flipped = model_reward(model, th.as_tensor(h_flipped), a, known_term) - control
+    predicted, flipped = (predicted_velocity(agent, x, a, action_reward_fn) for x in (h, h_flipped))
     right = np.sign(predicted) == np.sign(velocity)
     result.update(
         right_sign=float(right[moving].mean()),
@@ -178,12 +186,27 @@ def task_inference(folder: str, episodes: int) -> dict[str, float]:
     return result
 
 
-# Variants of the model fit tried by ``--refit``: (label, model arguments, fit arguments) over the agent's own.
+# Variants of the model fit tried by ``--refit``: (label, model arguments, fit arguments over the agent's own,
+# warm refits on the growing D_env as the agent makes them instead of one fit on all of it).
 REFITS = (
-    ("as the agent", {}, {}),
-    ("patience 20 epochs", {}, dict(max_epochs_since_update=20)),
-    ("plain NLL (nll_beta 0)", dict(nll_beta=0.0), {}),
+    ("one fit, as the agent fits", {}, {}, False),
+    ("one fit, patience 20 epochs", {}, dict(max_epochs_since_update=20), False),
+    ("one fit, plain NLL (nll_beta 0)", dict(nll_beta=0.0), {}, False),
+    ("warm refits every epoch, as the agent", {}, {}, True),
 )
+RECENT_ROWS = 2000  # --refit's direction figures: the last rows of D_env
+
+
+def direction_inference(agent, model, histories: np.ndarray, actions: np.ndarray, rewards: np.ndarray, action_reward_fn) -> str:  # noqa: ANN001
+    """``--task-inference``'s right-sign fraction and flip slope of ``model`` (the agent's or a refit) on real transitions."""
+    velocity = rewards - known_action_rewards(action_reward_fn, actions)
+    moving = np.abs(velocity) > MOVING
+    if moving.sum() < MIN_ROWS:
+        return "too few moving steps for the direction figures"
+    flipped_histories = flip_direction(agent.history_layout, histories, action_reward_fn)
+    predicted, flipped = (predicted_velocity(agent, x, actions, action_reward_fn, model) for x in (histories, flipped_histories))
+    right = np.mean(np.sign(predicted[moving]) == np.sign(velocity[moving]))
+    return f"direction: right sign {right:.2f}, flip slope {np.polyfit(predicted[moving], flipped[moving], 1)[0]:.2f}"
 
 
 def refit(folder: str) -> None:
@@ -205,17 +228,28 @@ def refit(folder: str) -> None:
         f"{folder}: D_env of {len(rewards)} transitions; least-squares coefficient of the control term "
         f"{coefficients[0]:.2f} (all), {coefficients[1]:.2f} (the {agent.learning_starts} random warm-up steps)"
     )
-    for label, model_kwargs, fit_kwargs in REFITS:
+    recent = slice(-RECENT_ROWS, None)
+    directions = "direction" in env.unwrapped.sample_tasks(1)[0]
+    if directions:
+        direction = direction_inference(agent, agent.dynamics_model, histories[recent], actions[recent], rewards[recent], env.unwrapped.action_reward_fn)
+        print(f"  the agent's own model: {direction}")
+    for label, model_kwargs, fit_kwargs, warm_refits in REFITS:
         model = type(agent.dynamics_model)(
             agent.history_layout, ensemble_size=agent.ensemble_size, device="cpu", **{**agent.model_kwargs, **model_kwargs}
         )
+        fit_rng, ends = np.random.default_rng(1), [len(rewards)]
+        if warm_refits:
+            ends = range(agent.learning_starts, len(rewards) + 1, agent.epoch_length)
         start = time.perf_counter()
-        stats = model.fit(histories, actions, next_obs, rewards, rng=np.random.default_rng(1), **{**agent.model_fit_kwargs, **fit_kwargs})
+        for end in ends:
+            data = (x[:end] for x in (histories, actions, next_obs, rewards))
+            stats = model.fit(*data, rng=fit_rng, **{**agent.model_fit_kwargs, **fit_kwargs})
         seconds = time.perf_counter() - start
         slope, correlation = control_sensitivity(model, h, random_actions, env.unwrapped.action_reward_fn, None)
+        direction = direction_inference(agent, model, histories[recent], actions[recent], rewards[recent], env.unwrapped.action_reward_fn) if directions else ""
         print(
-            f"  {label}: {stats['epochs']} epochs, {seconds:.0f} s, held-out NLL {stats['holdout_nll']:.3f}, "
-            f"control-cost slope {slope:.2f}, correlation {correlation:.2f}",
+            f"  {label}: {len(ends)} fit(s), {stats['epochs']} epochs in the last, {seconds:.0f} s, held-out NLL {stats['holdout_nll']:.3f}, "
+            f"control-cost slope {slope:.2f}, correlation {correlation:.2f}; {direction}",
             flush=True,
         )
 
