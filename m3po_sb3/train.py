@@ -117,6 +117,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--hybrid-schedule", type=int, nargs=2, metavar=("A", "B"), help="M3PO-h: beta from 1 at epoch A to 0 at B")
     parser.add_argument("--real-ratio", type=float, help="M3PO/M2PO: share of real transitions in SAC's minibatches (MBPO: 0.05)")
     parser.add_argument(
+        "--model-patience",
+        type=int,
+        help="M3PO/M2PO: epochs without a 1 %% held-out gain before a model fit stops (MBPO: 5); the meta-model "
+        "learns the reward's dependence on the task late in a fit (benchmarks/README.md)",
+    )
+    parser.add_argument(
         "--known-action-reward",
         action="store_true",
         default=None,
@@ -223,9 +229,18 @@ def run_settings(args: argparse.Namespace) -> dict[str, Any]:
         if args.history_length not in (None, 1) or args.diagnostics:
             raise UsageError("--algo rl2 sees the last step only (history length 1) and has no diagnostics (they need a replay buffer)")
         config["history_length"] = 1
-    for flag, given in (("--known-action-reward", args.known_action_reward), ("--real-ratio", args.real_ratio is not None)):
+    model_flags = (
+        ("--known-action-reward", args.known_action_reward),
+        ("--real-ratio", args.real_ratio is not None),
+        ("--model-patience", args.model_patience is not None),
+    )
+    for flag, given in model_flags:
         if given and args.algo not in ("m3po", "m2po", "m3po-h"):
             raise UsageError(f"{flag} is for the model-based agents (m3po, m2po, m3po-h), not --algo {args.algo}")
+    if args.model_patience is not None:
+        if args.model_patience < 1:
+            raise UsageError(f"--model-patience must be >= 1 epoch, got {args.model_patience}")
+        config["model_fit_kwargs"] = {**(config.get("model_fit_kwargs") or {}), "max_epochs_since_update": args.model_patience}
     timesteps = config["n_epochs"] * config["epoch_length"] if args.timesteps is None else args.timesteps
     eval_freq = config["epoch_length"] if args.eval_freq is None else args.eval_freq
     if eval_freq < 1 or args.eval_episodes < 1:
