@@ -81,8 +81,9 @@ def run_one(argv: Sequence[str]) -> str:
         return args.out
     saved = {key: value for key, value in runs.read_config(args.out)["args"].items() if key not in UNCHECKED_SETTINGS}
     wanted = {key: value for key, value in json.loads(json.dumps(vars(args), default=str)).items() if key not in UNCHECKED_SETTINGS}
-    if saved != wanted:
-        changed = sorted(key for key in wanted.keys() | saved.keys() if saved.get(key) != wanted.get(key))
+    # An option absent from an older run's saved command line is at its default (None) there.
+    changed = sorted(key for key in wanted.keys() | saved.keys() if saved.get(key) != wanted.get(key))
+    if changed:
         raise ValueError(f"{args.out} holds a run with other settings ({', '.join(changed)}): move it away or use another --out")
     status = runs.read_status(args.out)
     if status is None or status["status"] != "finished":
