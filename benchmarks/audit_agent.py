@@ -36,9 +36,10 @@ Figures from fewer than 30 moving steps are left blank.
 ``--refit`` (M3PO/M2PO runs whose last checkpoint is at hand, ``checkpoint/env_buffer.pkl``): fits fresh models
 of the agent's class and settings on that ``D_env``, as the agent does and with variants of the fit, and prints
 the same control-cost slope for each, after a least-squares check that the data identify the control term
-(coefficient near 1): whether the reward's action dependence can be learned from those data. One variant
-repeats the agent's own schedule, a warm refit every ``epoch_length`` steps on the ``D_env`` of that time (its
-first rows: exact while ``D_env`` has not wrapped around). On a direction env each model, the agent's own first,
+(coefficient near 1): whether the reward's action dependence can be learned from those data. Two variants
+repeat the agent's own schedule, a warm refit every ``epoch_length`` steps on the ``D_env`` of that time (its
+first rows: exact while ``D_env`` has not wrapped around), with the agent's early-stopping patience and with
+20 epochs; the seconds printed for each are the cost of the longer fits (1 torch thread). On a direction env each model, the agent's own first,
 also gets the flip slope and the fraction of right signs of ``--task-inference``, here on the moving steps among
 the last 2 000 of ``D_env`` (the agent's recent data, which the fits saw).
 """
@@ -138,6 +139,19 @@ def predicted_velocity(agent, histories: np.ndarray, actions: np.ndarray, action
     return rewards - known_action_rewards(action_reward_fn, actions)
 
 
+def model_direction(agent, model, histories: np.ndarray, actions: np.ndarray, velocity: np.ndarray, moving: np.ndarray, action_reward_fn) -> tuple[np.ndarray, np.ndarray, float]:  # noqa: ANN001
+    """
+    Does ``model`` read the direction from the rewards in the history?
+
+    :return: its predicted velocity reward, whether each prediction has the velocity's sign, and the flip slope
+        (the regression slope, over the ``moving`` steps, of the prediction from the flipped history on the
+        prediction: -1 if the model reads the direction from the rewards, +1 if it ignores them)
+    """
+    flipped_histories = flip_direction(agent.history_layout, histories, action_reward_fn)
+    predicted, flipped = (predicted_velocity(agent, x, actions, action_reward_fn, model) for x in (histories, flipped_histories))
+    return predicted, np.sign(predicted) == np.sign(velocity), float(np.polyfit(predicted[moving], flipped[moving], 1)[0])
+
+
 def task_inference(folder: str, episodes: int) -> dict[str, float]:
     agent, env = load_run(folder, device="cpu")
     if "direction" not in env.unwrapped.sample_tasks(1)[0] or read_config(folder)["env_kwargs"].get("task_in_obs"):
@@ -171,13 +185,12 @@ def task_inference(folder: str, episodes: int) -> dict[str, float]:
     result["critic_flip_corr"] = float(np.corrcoef((q - q_flipped)[moving], velocity[moving])[0, 1])
     if not hasattr(agent, "dynamics_model"):
         return result
-    predicted, flipped = (predicted_velocity(agent, x, a, action_reward_fn) for x in (h, h_flipped))
-    right = np.sign(predicted) == np.sign(velocity)
+    predicted, right, flip_slope = model_direction(agent, agent.dynamics_model, h, a, velocity, moving, action_reward_fn)
     result.update(
         right_sign=float(right[moving].mean()),
         error=float(np.abs(predicted - velocity)[moving].mean()),
         abs_velocity=float(np.abs(velocity)[moving].mean()),
-        flip_slope=float(np.polyfit(predicted[moving], flipped[moving], 1)[0]),
+        flip_slope=flip_slope,
     )
     for low, high in SINCE_REVERSAL:
         rows = moving & (since_reversal >= low) & (since_reversal < (high or 10**7))
@@ -193,6 +206,7 @@ REFITS = (
     ("one fit, patience 20 epochs", {}, dict(max_epochs_since_update=20), False),
     ("one fit, plain NLL (nll_beta 0)", dict(nll_beta=0.0), {}, False),
     ("warm refits every epoch, as the agent", {}, {}, True),
+    ("warm refits every epoch, patience 20 epochs", {}, dict(max_epochs_since_update=20), True),
 )
 RECENT_ROWS = 2000  # --refit's direction figures: the last rows of D_env
 
@@ -203,10 +217,8 @@ def direction_inference(agent, model, histories: np.ndarray, actions: np.ndarray
     moving = np.abs(velocity) > MOVING
     if moving.sum() < MIN_ROWS:
         return "too few moving steps for the direction figures"
-    flipped_histories = flip_direction(agent.history_layout, histories, action_reward_fn)
-    predicted, flipped = (predicted_velocity(agent, x, actions, action_reward_fn, model) for x in (histories, flipped_histories))
-    right = np.mean(np.sign(predicted[moving]) == np.sign(velocity[moving]))
-    return f"direction: right sign {right:.2f}, flip slope {np.polyfit(predicted[moving], flipped[moving], 1)[0]:.2f}"
+    _, right, flip_slope = model_direction(agent, model, histories, actions, velocity, moving, action_reward_fn)
+    return f"direction: right sign {right[moving].mean():.2f}, flip slope {flip_slope:.2f}"
 
 
 def refit(folder: str) -> None:
