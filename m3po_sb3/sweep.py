@@ -73,17 +73,21 @@ def run_one(argv: Sequence[str]) -> str:
     from m3po_sb3 import runs, train
 
     th.set_num_threads(1)
-    args = train.build_parser().parse_args(list(argv))
+    parser = train.build_parser()
+    args = parser.parse_args(list(argv))
     if args.out is None:
         raise ValueError(f"a sweep's run needs its own --out folder: {' '.join(argv)}")
     if not (Path(args.out) / "config.json").is_file():
         train.train(args)
         return args.out
-    saved = {key: value for key, value in runs.read_config(args.out)["args"].items() if key not in UNCHECKED_SETTINGS}
-    wanted = {key: value for key, value in json.loads(json.dumps(vars(args), default=str)).items() if key not in UNCHECKED_SETTINGS}
-    # An option absent from an older run's saved command line is at its default (None) there.
-    changed = sorted(key for key in wanted.keys() | saved.keys() if saved.get(key) != wanted.get(key))
-    if changed:
+    # An option absent from an older run's saved command line (made before the option existed) is at its default.
+    defaults = {key: parser.get_default(key) for key in vars(args)}
+    saved, wanted = (
+        {key: value for key, value in json.loads(json.dumps(settings, default=str)).items() if key not in UNCHECKED_SETTINGS}
+        for settings in ({**defaults, **runs.read_config(args.out)["args"]}, vars(args))
+    )
+    if saved != wanted:
+        changed = sorted(key for key in wanted.keys() | saved.keys() if saved.get(key) != wanted.get(key))
         raise ValueError(f"{args.out} holds a run with other settings ({', '.join(changed)}): move it away or use another --out")
     status = runs.read_status(args.out)
     if status is None or status["status"] != "finished":

@@ -57,7 +57,7 @@ def test_a_sweep_run_again_resumes_unfinished_runs_and_skips_finished_ones(tmp_p
     # A run made before an option existed (its saved command line lacks it) is the same run when the option
     # is left at its default, and another one when it is given.
     config = json.loads((tmp_path / "config.json").read_text())
-    del config["args"]["model_patience"]
+    del config["args"]["model_patience"], config["args"]["device"]  # defaults None and "auto"
     (tmp_path / "config.json").write_text(json.dumps(config))
     run_one(argv)  # finished: skipped
     assert (tmp_path / "model.zip").stat().st_mtime_ns == saved
