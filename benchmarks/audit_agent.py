@@ -39,9 +39,10 @@ the same control-cost slope for each, after a least-squares check that the data 
 (coefficient near 1): whether the reward's action dependence can be learned from those data. Two variants
 repeat the agent's own schedule, a warm refit every ``epoch_length`` steps on the ``D_env`` of that time (its
 first rows: exact while ``D_env`` has not wrapped around), with the agent's early-stopping patience and with
-20 epochs; the seconds printed for each are the cost of the longer fits (1 torch thread). On a direction env each model, the agent's own first,
-also gets the flip slope and the fraction of right signs of ``--task-inference``, here on the moving steps among
-the last 2 000 of ``D_env`` (the agent's recent data, which the fits saw).
+20 epochs; the seconds printed for each are the cost of the longer fits (1 torch thread). On a direction env
+each model, the agent's own first, also gets the flip slope and the fraction of right signs of
+``--task-inference``, here on the moving steps among the last 2 000 of ``D_env`` (the agent's recent data, which
+the fits saw).
 """
 
 import argparse
