@@ -7,16 +7,43 @@ training part and the last 20 % for testing; both models (Table 2's B = 3 and, w
 MLP than Table 2's 400-400 to fit the CPU) are fit on the training part with their default ``fit`` and
 scored on the test part. The meta-model should have the lower NLL: the test transitions' tasks show only in
 their histories.
+
+With ``--oracle``, a third model measures how much knowing the task can gain on these data at all: the
+non-adaptive model on the same steps with the task appended to each observation (``task_in_obs=True``),
+scored on the outputs the three models share (the robot's ``Δo`` and the reward; all figures printed are
+over those). It trains for exactly as many epochs as the non-adaptive model: its own early stopping would
+count the gains on the task's outputs (``Δ`` of the task, zero but at switches), which keep falling long
+after the others have stopped improving.
 """
 
 import argparse
+import json
 import time
+from typing import Any
 
 import numpy as np
 import torch as th
 from model_data import collect_transitions
 
 from m3po_sb3.dynamics import DynamicsModel, MetaDynamicsModel
+
+
+def fit_and_score(model_class: type, data: tuple, seed: int, args: argparse.Namespace, **fit_kwargs: Any) -> tuple[np.ndarray, int]:
+    """
+    Fit a fresh model on the first 80 % of ``(layout, transitions)``.
+
+    :return: its test NLL of each output, and the epochs it trained
+    """
+    layout, transitions = data
+    split = int(0.8 * args.steps)
+    th.manual_seed(seed)
+    model = model_class(layout, hidden_units=args.hidden, device="cpu")
+    start = time.perf_counter()
+    fit_kwargs = dict(dict(max_epochs_since_update=args.patience), **fit_kwargs)
+    info = model.fit(*(x[:split] for x in transitions), **fit_kwargs, rng=np.random.default_rng(seed))
+    nll = model.nll(*(x[split:] for x in transitions), per_output=True)
+    print(f"    {model_class.__name__}: {info['epochs']} epochs, {time.perf_counter() - start:.0f} s", flush=True)
+    return nll, info["epochs"]
 
 
 def main() -> None:
@@ -26,28 +53,37 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--hidden", type=int, default=200, help="hidden units of the two model layers (Table 2: 400)")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--patience", type=int, default=5, help="the fits' max_epochs_since_update (MBPO: 5)")
+    parser.add_argument("--oracle", action="store_true", help="also fit a model that is given the task")
+    parser.add_argument(
+        "--env-kwargs", type=json.loads, default={}, help='JSON keyword arguments of gym.make, e.g. \'{"include_cfrc_ext_in_observation": false}\''
+    )
     args = parser.parse_args()
     th.set_num_threads(args.threads)
 
     for env_id in args.envs:
         gaps = []
         for seed in args.seeds:
-            layout, data = collect_transitions(env_id, args.steps, seed)
-            split = int(0.8 * args.steps)
-            train, test = [x[:split] for x in data], [x[split:] for x in data]
-            nll = {}
-            for model_class in (DynamicsModel, MetaDynamicsModel):
-                th.manual_seed(seed)
-                model = model_class(layout, hidden_units=args.hidden, device="cpu")
-                start = time.perf_counter()
-                info = model.fit(*train, rng=np.random.default_rng(seed))
-                nll[model_class] = model.nll(*test)
-                print(
-                    f"{env_id} seed {seed} {model_class.__name__:18s} test NLL {nll[model_class]:8.3f}  "
-                    f"({info['epochs']} epochs, {time.perf_counter() - start:.0f} s)",
-                    flush=True,
-                )
-            gaps.append(nll[DynamicsModel] - nll[MetaDynamicsModel])
+            print(f"{env_id} seed {seed}", flush=True)
+            data = collect_transitions(env_id, args.steps, seed, env_kwargs=args.env_kwargs)
+            obs_dim = data[0].obs_dim
+            nll, epochs = {}, {}
+            for name, model_class in (("non-adaptive", DynamicsModel), ("meta", MetaDynamicsModel)):
+                nll[name], epochs[name] = fit_and_score(model_class, data, seed, args)
+            if args.oracle:
+                oracle_data = collect_transitions(env_id, args.steps, seed, env_kwargs=dict(args.env_kwargs, task_in_obs=True))
+                if not np.array_equal(oracle_data[1][1], data[1][1]) or not np.array_equal(oracle_data[1][2][:, :obs_dim], data[1][2]):
+                    raise RuntimeError(f"{env_id}: task_in_obs=True changed the steps; the oracle's data are not the same transitions")
+                budget = dict(max_epochs=epochs["non-adaptive"], max_epochs_since_update=epochs["non-adaptive"])
+                oracle_nll, _ = fit_and_score(DynamicsModel, oracle_data, seed, args, **budget)
+                nll["oracle"] = np.append(oracle_nll[:obs_dim], oracle_nll[-1])  # without the task's own outputs
+            summary = {name: values.mean() for name, values in nll.items()}
+            line = "  ".join(f"{name} {value:8.3f}" for name, value in summary.items())
+            gain = {name: summary["non-adaptive"] - value for name, value in summary.items() if name != "non-adaptive"}
+            line += "  gain over non-adaptive: " + "  ".join(f"{name} {value:.3f}" for name, value in gain.items())
+            joints = f"  (without the reward: {'  '.join(f'{name} {values[:-1].mean():.3f}' for name, values in nll.items())})"
+            print(f"{env_id} seed {seed} test NLL: {line}{joints}", flush=True)
+            gaps.append(gain["meta"])
         print(
             f"{env_id}: non-adaptive minus meta NLL over {len(gaps)} seeds: mean {np.mean(gaps):.3f}, "
             f"min {np.min(gaps):.3f}, max {np.max(gaps):.3f} (positive: the meta-model is better)",

@@ -246,7 +246,7 @@ class DynamicsModel(nn.Module):
         return next_obs, prediction[:, -1]
 
     @th.no_grad()
-    def nll(self, histories: np.ndarray, actions: np.ndarray, next_obs: np.ndarray, rewards: np.ndarray) -> float:
+    def nll(self, histories: np.ndarray, actions: np.ndarray, next_obs: np.ndarray, rewards: np.ndarray, per_output: bool = False) -> float | np.ndarray:
         """
         Gaussian negative log-likelihood of real transitions (the paper's ε_m estimate, Fig. 11), in the
         original units, averaged over transitions, output dimensions and elite members.
@@ -255,9 +255,11 @@ class DynamicsModel(nn.Module):
         :param actions: actions ``a_t``, shape ``(N, act_dim)``
         :param next_obs: observations ``o_{t+1}``, shape ``(N, obs_dim)``
         :param rewards: rewards ``r_t``, shape ``(N,)``
-        :return: the mean NLL per output dimension
+        :param per_output: return the NLL of each output (``Δo`` dimensions, then the reward) instead of their mean
+        :return: the mean NLL per output dimension (a float), or each output's, shape ``(obs_dim + 1,)``
         """
-        return self._nll(*self._as_tensors(histories, actions, next_obs, rewards))
+        per_output_nll = self._nll(*self._as_tensors(histories, actions, next_obs, rewards))
+        return per_output_nll.cpu().numpy() if per_output else per_output_nll.mean().item()
 
     def fit(
         self,
@@ -344,8 +346,8 @@ class DynamicsModel(nn.Module):
         holdout_score, _ = self._evaluate(*holdout)
         self.elites.copy_(holdout_score.argsort()[: self.num_elites].sort().values)
         return dict(
-            holdout_nll=self._nll(*holdout),
-            train_nll=self._nll(*(x[:max_holdout] for x in train)),
+            holdout_nll=self._nll(*holdout).mean().item(),
+            train_nll=self._nll(*(x[:max_holdout] for x in train)).mean().item(),
             holdout_score=holdout_score.tolist(),
             elites=self.elites.tolist(),
             epochs=epoch,
@@ -410,22 +412,23 @@ class DynamicsModel(nn.Module):
     def _evaluate(self, histories: th.Tensor, actions: th.Tensor, targets: th.Tensor, chunk_size: int = 8192) -> tuple[th.Tensor, th.Tensor]:
         """
         :return: each member's held-out score, the mean over output dimensions of the log of its mean squared
-            error (module docstring), and its mean Gaussian NLL in the original units, each shape ``(B,)``
+            error (module docstring), shape ``(B,)``, and its mean Gaussian NLL of each output in the original
+            units, shape ``(B, target_dim)``
         """
         squared_error = th.zeros(self.ensemble_size, self.target_dim, device=self.device)
-        nll = th.zeros(self.ensemble_size, device=self.device)
+        nll = th.zeros(self.ensemble_size, self.target_dim, device=self.device)
         for start in range(0, len(histories), chunk_size):
             mean, logvar = self(histories[start : start + chunk_size], actions[start : start + chunk_size])
             normalised = (targets[start : start + chunk_size] - self.target_mean) / self.target_std
             squared_error += ((mean - normalised) ** 2).sum(dim=1)
-            nll += _gaussian_nll(mean, logvar, normalised).sum(dim=(1, 2))
+            nll += _gaussian_nll(mean, logvar, normalised).sum(dim=1)
         # The density of the raw targets is the normalised one divided by the scale.
         score = (squared_error / len(targets)).log().mean(dim=1)
-        return score, nll / targets.numel() + self.target_std.log().mean()
+        return score, nll / len(targets) + self.target_std.log()
 
-    def _nll(self, histories: th.Tensor, actions: th.Tensor, targets: th.Tensor) -> float:
-        """Mean NLL of the elite members (:meth:`nll`)."""
-        return self._evaluate(histories, actions, targets)[1][self.elites].mean().item()
+    def _nll(self, histories: th.Tensor, actions: th.Tensor, targets: th.Tensor) -> th.Tensor:
+        """The elite members' mean NLL of each output (:meth:`nll`), shape ``(target_dim,)``."""
+        return self._evaluate(histories, actions, targets)[1][self.elites].mean(dim=0)
 
 
 def _epoch_order(bootstrap: np.ndarray, rows: int, rng: np.random.Generator) -> np.ndarray:

@@ -135,6 +135,7 @@ def test_model_nll_with_fixed_outputs_matches_hand_computation():
     targets = np.stack([next_obs[:, 0] - layout.split(histories)[0][:, 0], rewards], axis=1)
     by_hand = 0.5 * ((targets - mean) ** 2 / np.exp(logvar) + logvar + math.log(2 * math.pi))
     assert model.nll(histories, actions, next_obs, rewards) == pytest.approx(by_hand.mean(), rel=1e-5)
+    assert model.nll(histories, actions, next_obs, rewards, per_output=True) == pytest.approx(by_hand.mean(axis=0), rel=1e-5)
 
 
 def test_newest_rows_follow_the_ring_buffer():
