@@ -39,7 +39,7 @@ def fit_and_score(model_class: type, data: tuple, seed: int, args: argparse.Name
     th.manual_seed(seed)
     model = model_class(layout, hidden_units=args.hidden, device="cpu")
     start = time.perf_counter()
-    fit_kwargs = dict(dict(max_epochs_since_update=args.patience), **fit_kwargs)
+    fit_kwargs = dict(dict(max_epochs_since_update=args.patience, calibrate=args.calibrate), **fit_kwargs)
     info = model.fit(*(x[:split] for x in transitions), **fit_kwargs, rng=np.random.default_rng(seed))
     nll = model.nll(*(x[split:] for x in transitions), per_output=True)
     print(f"    {model_class.__name__}: {info['epochs']} epochs, {time.perf_counter() - start:.0f} s", flush=True)
@@ -55,6 +55,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--patience", type=int, default=5, help="the fits' max_epochs_since_update (MBPO: 5)")
     parser.add_argument("--oracle", action="store_true", help="also fit a model that is given the task")
+    parser.add_argument("--calibrate", action="store_true", help="fit(calibrate=True): variances calibrated on each fit's holdout")
     parser.add_argument(
         "--env-kwargs", type=json.loads, default={}, help='JSON keyword arguments of gym.make, e.g. \'{"include_cfrc_ext_in_observation": false}\''
     )

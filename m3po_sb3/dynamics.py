@@ -40,6 +40,13 @@ Where this differs from MBPO, and why:
 - Sampled observations are clipped into the range of the real ones seen in training (:meth:`sample`).
 - The meta-model feeds its GRU the observation changes in units of its ``Δo`` targets (see
   :class:`~m3po_sb3.history.HistoryEncoder`), as CaDM-style context encoders see normalised transitions.
+- Optional, off by default (MBPO has none): ``fit(calibrate=True)`` rescales each member's variance of each
+  output so that its mean squared standardised error on the holdout is 1 (temperature scaling, Kuleshov et
+  al., ICML 2018). The stopping rule watches the mean's error only, so the variances go on shrinking on the
+  training rows: on random-action ``AntCrippledLeg-v0`` data both models' held-out variances were too small by
+  e^0.5 to e^1.6, the meta-model's most (it trains longest), which made its NLL the worse one although its mean
+  was the better (benchmarks/README.md). Off by default because it also widens the rollouts' noise, whose
+  effect on learning is not measured.
 
 Ensemble weights are one tensor per layer (``(B, in, out)``, one ``baddbmm`` for all members). Normalisers
 and the elites are registered buffers, so ``state_dict`` carries them.
@@ -161,6 +168,8 @@ class DynamicsModel(nn.Module):
         self.register_buffer("obs_low", th.full((obs_dim,), -th.inf))
         self.register_buffer("obs_high", th.full((obs_dim,), th.inf))
         self.register_buffer("elites", th.arange(num_elites))
+        # Each member's shift of each output's log-variance from the last calibrated fit (0: none).
+        self.register_buffer("logvar_offset", th.zeros(ensemble_size, 1, self.target_dim))
 
         self.to(get_device(device))
         weights = [module.weight for module in self.ensemble if isinstance(module, EnsembleLinear)]
@@ -199,7 +208,7 @@ class DynamicsModel(nn.Module):
         mean, logvar = self.ensemble(features.expand(self.ensemble_size, -1, -1)).chunk(2, dim=-1)
         logvar = self.max_logvar - F.softplus(self.max_logvar - logvar)
         logvar = self.min_logvar + F.softplus(logvar - self.min_logvar)
-        return mean, logvar
+        return mean, logvar + self.logvar_offset
 
     def _normalise_histories(self, histories: th.Tensor) -> th.Tensor:
         current_obs, past_obs, past_act, past_rew, mask = self.history_layout.split(histories)
@@ -276,6 +285,7 @@ class DynamicsModel(nn.Module):
         improvement_threshold: float = 0.01,
         min_epoch_rows: int = 2_560,
         epoch_rows: Optional[int] = 20_000,
+        calibrate: bool = False,
         rng: np.random.Generator,
     ) -> dict[str, Any]:
         """
@@ -303,6 +313,9 @@ class DynamicsModel(nn.Module):
             split; default 10 minibatches of 256), so that the patience counts more than a few updates
         :param epoch_rows: cap on the rows of its bootstrap each member sees per epoch (a random window of it);
             ``None``: no cap. It bounds the cost of a fit as ``D_env`` grows
+        :param calibrate: after training, shift each member's log-variance of each output by the log of its
+            mean squared standardised error on the holdout (module docstring); otherwise any earlier shift is
+            dropped
         :param rng: source of the split, bootstraps and shuffling
         :return: ``holdout_nll`` and ``train_nll`` (at most ``max_holdout`` training rows) of the returned
             model's elites, ``holdout_score`` of each member, ``elites``, ``epochs`` trained, ``best_epoch``
@@ -318,6 +331,7 @@ class DynamicsModel(nn.Module):
         holdout = [x[permutation[:n_holdout]] for x in tensors]
         train = [x[permutation[n_holdout:]] for x in tensors]
         self._fit_normalisers(*train)
+        self.logvar_offset.zero_()  # training and the stopping rule see the raw variances
         real_next_obs = self.history_layout.split(tensors[0])[0] + tensors[2][:, :-1]
         self.obs_low.copy_(real_next_obs.min(dim=0).values)
         self.obs_high.copy_(real_next_obs.max(dim=0).values)
@@ -345,6 +359,8 @@ class DynamicsModel(nn.Module):
         self.load_state_dict(best_state)
         holdout_score, _ = self._evaluate(*holdout)
         self.elites.copy_(holdout_score.argsort()[: self.num_elites].sort().values)
+        if calibrate:
+            self._calibrate(*holdout)
         return dict(
             holdout_nll=self._nll(*holdout).mean().item(),
             train_nll=self._nll(*(x[:max_holdout] for x in train)).mean().item(),
@@ -425,6 +441,19 @@ class DynamicsModel(nn.Module):
         # The density of the raw targets is the normalised one divided by the scale.
         score = (squared_error / len(targets)).log().mean(dim=1)
         return score, nll / len(targets) + self.target_std.log()
+
+    @th.no_grad()
+    def _calibrate(self, histories: th.Tensor, actions: th.Tensor, targets: th.Tensor) -> None:
+        """Set ``logvar_offset`` so that each member's mean squared standardised error of each output on these rows is 1."""
+        self.logvar_offset.zero_()
+        mean, logvar = self(histories, actions)
+        standardised_error = ((mean - (targets - self.target_mean) / self.target_std) ** 2 / logvar.exp()).mean(dim=1, keepdim=True)
+        self.logvar_offset.copy_(standardised_error.clamp_min(th.finfo(standardised_error.dtype).tiny).log())
+
+    def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any, **kwargs: Any) -> None:
+        # Models saved before ``logvar_offset`` existed (agents saved before 2026-12-03) had no calibration.
+        state_dict.setdefault(prefix + "logvar_offset", th.zeros_like(self.logvar_offset))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def _nll(self, histories: th.Tensor, actions: th.Tensor, targets: th.Tensor) -> th.Tensor:
         """The elite members' mean NLL of each output (:meth:`nll`), shape ``(target_dim,)``."""

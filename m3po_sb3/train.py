@@ -123,6 +123,12 @@ def build_parser() -> argparse.ArgumentParser:
         "learns the reward's dependence on the task late in a fit (benchmarks/README.md)",
     )
     parser.add_argument(
+        "--calibrate-model",
+        action="store_true",
+        default=None,
+        help="M3PO/M2PO: calibrate each model fit's variances on its holdout (fit(calibrate=True); off: MBPO)",
+    )
+    parser.add_argument(
         "--known-action-reward",
         action="store_true",
         default=None,
@@ -233,6 +239,7 @@ def run_settings(args: argparse.Namespace) -> dict[str, Any]:
         ("--known-action-reward", args.known_action_reward),
         ("--real-ratio", args.real_ratio is not None),
         ("--model-patience", args.model_patience is not None),
+        ("--calibrate-model", args.calibrate_model),
     )
     for flag, given in model_flags:
         if given and args.algo not in ("m3po", "m2po", "m3po-h"):
@@ -241,6 +248,8 @@ def run_settings(args: argparse.Namespace) -> dict[str, Any]:
         if args.model_patience < 1:
             raise UsageError(f"--model-patience must be >= 1 epoch, got {args.model_patience}")
         config["model_fit_kwargs"] = {**(config.get("model_fit_kwargs") or {}), "max_epochs_since_update": args.model_patience}
+    if args.calibrate_model:
+        config["model_fit_kwargs"] = {**(config.get("model_fit_kwargs") or {}), "calibrate": True}
     timesteps = config["n_epochs"] * config["epoch_length"] if args.timesteps is None else args.timesteps
     eval_freq = config["epoch_length"] if args.eval_freq is None else args.eval_freq
     if eval_freq < 1 or args.eval_episodes < 1:

@@ -96,6 +96,7 @@ def test_runs_are_numbered_in_the_log_folder_and_an_existing_out_is_refused(tmp_
         ([*TINY, "--algo", "oracle", "--real-ratio", "0.05"], "--real-ratio is for the model-based agents"),
         ([*TINY, "--algo", "sac", "--model-patience", "20"], "--model-patience is for the model-based agents"),
         ([*TINY, "--model-patience", "0"], "--model-patience must be >= 1 epoch, got 0"),
+        ([*TINY, "--algo", "sac", "--calibrate-model"], "--calibrate-model is for the model-based agents"),
         (["--resume", "nowhere"], "nowhere is not a run folder"),
     ],
 )
@@ -122,12 +123,13 @@ def test_m3po_h_needs_a_beta_schedule(tmp_path):
 def test_env_kwargs_tensorboard_and_a_trained_agent_to_start_from(tmp_path):
     first = main(
         [*TINY, "--out", str(tmp_path / "a"), "--env-kwargs", "g:5.0", "--tensorboard-log", str(tmp_path / "tb"), "--verbose", "0", "--real-ratio", "0.25"]
-        + ["--model-patience", "7"]
+        + ["--model-patience", "7", "--calibrate-model"]
     )
     assert first.get_env().get_attr("g")[0] == 5.0 and first.real_ratio == 0.25
     # The patience reaches every model fit: the fits of this short run stopped 7 epochs after their last gain.
-    assert first.model_fit_kwargs == {"max_epochs_since_update": 7}
+    assert first.model_fit_kwargs == {"max_epochs_since_update": 7, "calibrate": True}
     assert first.last_model_fit_stats["epochs"] - first.last_model_fit_stats["best_epoch"] == 7
+    assert first.dynamics_model.logvar_offset.any()
     config = json.loads((tmp_path / "a" / "config.json").read_text())
     assert config["env_kwargs"] == {"g": 5.0} and config["hyperparameters"]["real_ratio"] == 0.25
     assert (tmp_path / "tb" / "M3PO_1").is_dir()  # named after the algorithm, not SAC_1
