@@ -13,7 +13,8 @@ non-adaptive model on the same steps with the task appended to each observation 
 scored on the outputs the three models share (the robot's ``Δo`` and the reward; all figures printed are
 over those). It trains for exactly as many epochs as the non-adaptive model: its own early stopping would
 count the gains on the task's outputs (``Δ`` of the task, zero but at switches), which keep falling long
-after the others have stopped improving.
+after the others have stopped improving. The task also tells whether the meta-model's GRU features carry it
+(a linear probe's test R²).
 """
 
 import argparse
@@ -28,11 +29,11 @@ from model_data import collect_transitions
 from m3po_sb3.dynamics import DynamicsModel, MetaDynamicsModel
 
 
-def fit_and_score(model_class: type, data: tuple, seed: int, args: argparse.Namespace, **fit_kwargs: Any) -> tuple[np.ndarray, int]:
+def fit_and_score(model_class: type, data: tuple, seed: int, args: argparse.Namespace, **fit_kwargs: Any) -> tuple[np.ndarray, int, DynamicsModel]:
     """
     Fit a fresh model on the first 80 % of ``(layout, transitions)``.
 
-    :return: its test NLL of each output, and the epochs it trained
+    :return: its test NLL of each output, the epochs it trained, and the model
     """
     layout, transitions = data
     split = int(0.8 * args.steps)
@@ -43,7 +44,27 @@ def fit_and_score(model_class: type, data: tuple, seed: int, args: argparse.Name
     info = model.fit(*(x[:split] for x in transitions), **fit_kwargs, rng=np.random.default_rng(seed))
     nll = model.nll(*(x[split:] for x in transitions), per_output=True)
     print(f"    {model_class.__name__}: {info['epochs']} epochs, {time.perf_counter() - start:.0f} s", flush=True)
-    return nll, info["epochs"]
+    return nll, info["epochs"], model
+
+
+def probe(model: MetaDynamicsModel, histories: np.ndarray, tasks: np.ndarray, split: int) -> str:
+    """
+    Whether the meta-model's GRU features carry the task: a least-squares linear map from the features of the
+    first ``split`` histories to their tasks, scored on the rest.
+
+    :return: its test R², averaged over the task's features that vary in the test rows, and for a one-hot task
+        (the crippled leg) the accuracy of its largest output
+    """
+    with th.no_grad():
+        features = model._encode(model._normalise_histories(th.as_tensor(histories)))[:, model.history_layout.obs_dim :].numpy()
+    inputs = np.column_stack([features, np.ones(len(features))])
+    weights = np.linalg.lstsq(inputs[:split], tasks[:split], rcond=None)[0]
+    residual, variance = ((inputs[split:] @ weights - tasks[split:]) ** 2).mean(axis=0), tasks[split:].var(axis=0)
+    result = f"linear probe test R² {np.mean(1 - residual[variance > 0] / variance[variance > 0]):.2f}"
+    if np.all(tasks.sum(axis=1) == 1) and np.all((tasks == 0) | (tasks == 1)):
+        accuracy = np.mean((inputs[split:] @ weights).argmax(axis=1) == tasks[split:].argmax(axis=1))
+        result += f", accuracy {accuracy:.2f} (chance {1 / tasks.shape[1]:.2f})"
+    return result
 
 
 def main() -> None:
@@ -68,15 +89,17 @@ def main() -> None:
             print(f"{env_id} seed {seed}", flush=True)
             data = collect_transitions(env_id, args.steps, seed, env_kwargs=args.env_kwargs)
             obs_dim = data[0].obs_dim
-            nll, epochs = {}, {}
+            nll, epochs, models = {}, {}, {}
             for name, model_class in (("non-adaptive", DynamicsModel), ("meta", MetaDynamicsModel)):
-                nll[name], epochs[name] = fit_and_score(model_class, data, seed, args)
+                nll[name], epochs[name], models[name] = fit_and_score(model_class, data, seed, args)
             if args.oracle:
                 oracle_data = collect_transitions(env_id, args.steps, seed, env_kwargs=dict(args.env_kwargs, task_in_obs=True))
                 if not np.array_equal(oracle_data[1][1], data[1][1]) or not np.array_equal(oracle_data[1][2][:, :obs_dim], data[1][2]):
                     raise RuntimeError(f"{env_id}: task_in_obs=True changed the steps; the oracle's data are not the same transitions")
                 budget = dict(max_epochs=epochs["non-adaptive"], max_epochs_since_update=epochs["non-adaptive"])
-                oracle_nll, _ = fit_and_score(DynamicsModel, oracle_data, seed, args, **budget)
+                oracle_nll, _, _ = fit_and_score(DynamicsModel, oracle_data, seed, args, **budget)
+                tasks = oracle_data[0].split(oracle_data[1][0])[0][:, obs_dim:]  # the task at each history's last step
+                print(f"    the meta-model's GRU features -> the task: {probe(models['meta'], data[1][0], tasks, int(0.8 * args.steps))}")
                 nll["oracle"] = np.append(oracle_nll[:obs_dim], oracle_nll[-1])  # without the task's own outputs
             summary = {name: values.mean() for name, values in nll.items()}
             line = "  ".join(f"{name} {value:8.3f}" for name, value in summary.items())
