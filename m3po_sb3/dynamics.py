@@ -45,8 +45,9 @@ Where this differs from MBPO, and why:
   al., ICML 2018). The stopping rule watches the mean's error only, so the variances go on shrinking on the
   training rows: on random-action ``AntCrippledLeg-v0`` data both models' held-out variances were too small by
   e^0.5 to e^1.6, the meta-model's most (it trains longest), which made its NLL the worse one although its mean
-  was the better (benchmarks/README.md). Off by default because it also widens the rollouts' noise, whose
-  effect on learning is not measured.
+  was the better (benchmarks/README.md). Off by default because it also changes the rollouts' noise (wider on
+  the Ant's random-action data, narrower on most outputs of HalfCheetah agent data), which learning runs
+  have judged in one setting only.
 
 Ensemble weights are one tensor per layer (``(B, in, out)``, one ``baddbmm`` for all members). Normalisers
 and the elites are registered buffers, so ``state_dict`` carries them.
@@ -314,8 +315,8 @@ class DynamicsModel(nn.Module):
         :param epoch_rows: cap on the rows of its bootstrap each member sees per epoch (a random window of it);
             ``None``: no cap. It bounds the cost of a fit as ``D_env`` grows
         :param calibrate: after training, shift each member's log-variance of each output by the log of its
-            mean squared standardised error on the holdout (module docstring); otherwise any earlier shift is
-            dropped
+            mean squared standardised error on the holdout (module docstring; the returned ``holdout_nll`` is then
+            the calibrated model's, on the rows it was calibrated on); otherwise any earlier shift is dropped
         :param rng: source of the split, bootstraps and shuffling
         :return: ``holdout_nll`` and ``train_nll`` (at most ``max_holdout`` training rows) of the returned
             model's elites, ``holdout_score`` of each member, ``elites``, ``epochs`` trained, ``best_epoch``
