@@ -43,7 +43,8 @@ def fit_and_score(model_class: type, data: tuple, seed: int, args: argparse.Name
     fit_kwargs = dict(dict(max_epochs_since_update=args.patience, calibrate=args.calibrate), **fit_kwargs)
     info = model.fit(*(x[:split] for x in transitions), **fit_kwargs, rng=np.random.default_rng(seed))
     nll = model.nll(*(x[split:] for x in transitions), per_output=True)
-    print(f"    {model_class.__name__}: {info['epochs']} epochs, {time.perf_counter() - start:.0f} s", flush=True)
+    calibration = f", log-variance shift on the holdout {model.logvar_offset.mean():.2f}" if fit_kwargs["calibrate"] else ""
+    print(f"    {model_class.__name__}: {info['epochs']} epochs, {time.perf_counter() - start:.0f} s{calibration}", flush=True)
     return nll, info["epochs"], model
 
 
