@@ -244,12 +244,15 @@ def run_settings(args: argparse.Namespace) -> dict[str, Any]:
     for flag, given in model_flags:
         if given and args.algo not in ("m3po", "m2po", "m3po-h"):
             raise UsageError(f"{flag} is for the model-based agents (m3po, m2po, m3po-h), not --algo {args.algo}")
+    fit_options: dict[str, Any] = {}
     if args.model_patience is not None:
         if args.model_patience < 1:
             raise UsageError(f"--model-patience must be >= 1 epoch, got {args.model_patience}")
-        config["model_fit_kwargs"] = {**(config.get("model_fit_kwargs") or {}), "max_epochs_since_update": args.model_patience}
+        fit_options["max_epochs_since_update"] = args.model_patience
     if args.calibrate_model:
-        config["model_fit_kwargs"] = {**(config.get("model_fit_kwargs") or {}), "calibrate": True}
+        fit_options["calibrate"] = True
+    if fit_options:
+        config["model_fit_kwargs"] = {**(config.get("model_fit_kwargs") or {}), **fit_options}
     timesteps = config["n_epochs"] * config["epoch_length"] if args.timesteps is None else args.timesteps
     eval_freq = config["epoch_length"] if args.eval_freq is None else args.eval_freq
     if eval_freq < 1 or args.eval_episodes < 1:
