@@ -29,18 +29,19 @@ from model_data import collect_transitions
 from m3po_sb3.dynamics import DynamicsModel, MetaDynamicsModel
 
 
-def fit_and_score(model_class: type, data: tuple, seed: int, args: argparse.Namespace, **fit_kwargs: Any) -> tuple[np.ndarray, int, DynamicsModel]:
+def fit_and_score(
+    model_class: type, data: tuple, split: int, seed: int, args: argparse.Namespace, **fit_kwargs: Any
+) -> tuple[np.ndarray, int, DynamicsModel]:
     """
-    Fit a fresh model on the first 80 % of ``(layout, transitions)``.
+    Fit a fresh model on the first ``split`` transitions of ``(layout, transitions)``.
 
-    :return: its test NLL of each output, the epochs it trained, and the model
+    :return: its NLL of each output on the rest, the epochs it trained, and the model
     """
     layout, transitions = data
-    split = int(0.8 * args.steps)
     th.manual_seed(seed)
     model = model_class(layout, hidden_units=args.hidden, device="cpu")
     start = time.perf_counter()
-    fit_kwargs = dict(dict(max_epochs_since_update=args.patience, calibrate=args.calibrate), **fit_kwargs)
+    fit_kwargs = {"max_epochs_since_update": args.patience, "calibrate": args.calibrate, **fit_kwargs}
     info = model.fit(*(x[:split] for x in transitions), **fit_kwargs, rng=np.random.default_rng(seed))
     nll = model.nll(*(x[split:] for x in transitions), per_output=True)
     calibration = f", log-variance shift on the holdout {model.logvar_offset.mean():.2f}" if fit_kwargs["calibrate"] else ""
@@ -61,6 +62,8 @@ def probe(model: MetaDynamicsModel, histories: np.ndarray, tasks: np.ndarray, sp
     inputs = np.column_stack([features, np.ones(len(features))])
     weights = np.linalg.lstsq(inputs[:split], tasks[:split], rcond=None)[0]
     residual, variance = ((inputs[split:] @ weights - tasks[split:]) ** 2).mean(axis=0), tasks[split:].var(axis=0)
+    if not np.any(variance > 0):
+        return "no probe: the task does not change in the test rows"
     result = f"linear probe test R² {np.mean(1 - residual[variance > 0] / variance[variance > 0]):.2f}"
     if np.all(tasks.sum(axis=1) == 1) and np.all((tasks == 0) | (tasks == 1)):
         accuracy = np.mean((inputs[split:] @ weights).argmax(axis=1) == tasks[split:].argmax(axis=1))
@@ -89,18 +92,18 @@ def main() -> None:
         for seed in args.seeds:
             print(f"{env_id} seed {seed}", flush=True)
             data = collect_transitions(env_id, args.steps, seed, env_kwargs=args.env_kwargs)
-            obs_dim = data[0].obs_dim
+            obs_dim, split = data[0].obs_dim, int(0.8 * args.steps)
             nll, epochs, models = {}, {}, {}
             for name, model_class in (("non-adaptive", DynamicsModel), ("meta", MetaDynamicsModel)):
-                nll[name], epochs[name], models[name] = fit_and_score(model_class, data, seed, args)
+                nll[name], epochs[name], models[name] = fit_and_score(model_class, data, split, seed, args)
             if args.oracle:
                 oracle_data = collect_transitions(env_id, args.steps, seed, env_kwargs=dict(args.env_kwargs, task_in_obs=True))
                 if not np.array_equal(oracle_data[1][1], data[1][1]) or not np.array_equal(oracle_data[1][2][:, :obs_dim], data[1][2]):
                     raise RuntimeError(f"{env_id}: task_in_obs=True changed the steps; the oracle's data are not the same transitions")
                 budget = dict(max_epochs=epochs["non-adaptive"], max_epochs_since_update=epochs["non-adaptive"])
-                oracle_nll, _, _ = fit_and_score(DynamicsModel, oracle_data, seed, args, **budget)
+                oracle_nll, _, _ = fit_and_score(DynamicsModel, oracle_data, split, seed, args, **budget)
                 tasks = oracle_data[0].split(oracle_data[1][0])[0][:, obs_dim:]  # the task at each history's last step
-                print(f"    the meta-model's GRU features -> the task: {probe(models['meta'], data[1][0], tasks, int(0.8 * args.steps))}")
+                print(f"    the meta-model's GRU features -> the task: {probe(models['meta'], data[1][0], tasks, split)}")
                 nll["oracle"] = np.append(oracle_nll[:obs_dim], oracle_nll[-1])  # without the task's own outputs
             summary = {name: values.mean() for name, values in nll.items()}
             line = "  ".join(f"{name} {value:8.3f}" for name, value in summary.items())
