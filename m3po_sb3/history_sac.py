@@ -1,18 +1,24 @@
 """History-SAC: stable-baselines3's SAC on histories, with an update that runs the history encoders once.
 
 The model-free meta-RL baseline of the paper (a SAC whose policy and critics read a history through a GRU)
-and the base class of :class:`~m3po_sb3.M3PO`. The algorithm is SB3's ``SAC`` unchanged; only the order of
-the update's computations is arranged around the encoders. SB3's ``SAC.train`` runs a GRU encoder five
-times per gradient step (the actor on ``h`` and on ``h'``, the target critic on ``h'``, the critic on ``h``
-twice) and backpropagates through three of them; with a 5-unit GRU whose cost is the number of operations
-per step, not arithmetic, that made the history cost more than the networks it feeds. Here, per step:
+and the base class of :class:`~m3po_sb3.M3PO`. SB3's ``SAC.train`` runs a GRU encoder five times per
+gradient step (the actor on ``h`` and on ``h'``, the target critic on ``h'``, the critic on ``h`` before and
+after its step) and backpropagates through three of them, twice; with a 5-unit GRU whose cost is the number
+of operations per step, not arithmetic, that made the history cost more than the networks it feeds. Here,
+per step:
 
 1. the parameter-free part of the encoding is done once for ``h`` and once for ``h'``, and the four GRU
    passes of the actor (``h``, ``h'``), critic (``h``) and target critic (``h'``) run as one batched
    recurrence (:func:`~m3po_sb3.history.stacked_gru_final_state`) with a hand-written backward pass;
-2. the actor's loss reads the updated critic's features of ``h`` computed without gradients, and the
-   critic's parameters are frozen while the actor's loss is built (SB3 computes those gradients and then
-   discards them at the critic's next ``zero_grad``). The actor's gradients are SB3's.
+2. the actor's loss is computed with the critic *before* the critic's step (frozen, on its features of ``h``
+   without gradient), so one backward pass through the recurrence and the networks serves both losses.
+
+Step 2 is the one change of algorithm against SB3, whose actor's loss reads the critic after its step. It is
+the order of the implementations the paper's methods come from: softlearning's SAC (MBPO, and M3PO's code
+built on it) runs the critic's and the policy's training operations in one session call, and rlkit's SAC
+(PEARL) computes every loss before any optimizer steps. The two orders differ only in which critic the
+actor follows, the one before or after the current step. A test checks the update against one written with
+SB3's own modules in this order.
 """
 
 from typing import Any
@@ -33,9 +39,9 @@ class HistorySAC(SAC):
     SB3 ``SAC`` for policies whose actor and critics read histories through their own
     :class:`~m3po_sb3.HistoryFeaturesExtractor` (``policy_kwargs=history_policy_kwargs(layout)`` on a
     :class:`~m3po_sb3.HistoryObservation` env). Constructor, arguments, saving and loading are ``SAC``'s.
-    The update is ``SAC.train``'s maths computed with fewer encoder passes (module docstring); a test checks
-    it gives SB3's losses and parameters. Other policies (another features extractor, a shared one, gSDE)
-    get ``SAC.train`` itself.
+    The update is ``SAC.train``'s losses with fewer encoder passes and the actor's loss on the critic before
+    its step (module docstring). Other policies (another features extractor, a shared one, gSDE) get
+    ``SAC.train`` itself.
     """
 
     def train(self, gradient_steps: int, batch_size: int = 64) -> None:
@@ -47,11 +53,12 @@ class HistorySAC(SAC):
             optimizers.append(self.ent_coef_optimizer)
         self._update_learning_rate(optimizers)
         logs: dict[str, list[float]] = dict(ent_coef=[], ent_coef_loss=[], actor_loss=[], critic_loss=[])
+        critic_parameters, target_parameters = (list(critic.parameters()) for critic in (self.critic, self.critic_target))
 
         for gradient_step in range(gradient_steps):
             data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)  # type: ignore[union-attr]
             discounts = data.discounts if data.discounts is not None else self.gamma
-            obs, steps, features, next_features, critic_features, target_features = self._encode(data.observations, data.next_observations)
+            features, next_features, critic_features, target_features = self._encode(data.observations, data.next_observations)
             actions_pi, log_prob = self._actor_action_log_prob(features)
             log_prob = log_prob.reshape(-1, 1)
             ent_coef = self._update_ent_coef(log_prob, logs)
@@ -65,25 +72,24 @@ class HistorySAC(SAC):
             current_q_values = self._q_values(self.critic, critic_features, data.actions)
             critic_loss = 0.5 * sum(F.mse_loss(current_q, target_q_values) for current_q in current_q_values)
             assert isinstance(critic_loss, th.Tensor)
-            logs["critic_loss"].append(critic_loss.item())
-            self.critic.optimizer.zero_grad()
-            critic_loss.backward(retain_graph=True)  # the actor's loss backpropagates through the same recurrence
-            self.critic.optimizer.step()
 
-            with th.no_grad():  # the updated critic's features; the actor's loss needs no gradient through them
-                critic_features = HistoryEncoder.features(obs, stacked_gru_final_state([_encoder(self.critic).gru_weights()], [steps])[0])
+            # The actor's loss on the critic before its step, frozen, so one backward pass serves both losses.
             self.critic.requires_grad_(False)
-            q_values_pi = th.cat(self._q_values(self.critic, critic_features, actions_pi), dim=1)
+            q_values_pi = th.cat(self._q_values(self.critic, critic_features.detach(), actions_pi), dim=1)
             self.critic.requires_grad_(True)
             min_qf_pi, _ = th.min(q_values_pi, dim=1, keepdim=True)
             actor_loss = (ent_coef * log_prob - min_qf_pi).mean()
+            logs["critic_loss"].append(critic_loss.item())
             logs["actor_loss"].append(actor_loss.item())
+            self.critic.optimizer.zero_grad()
             self.actor.optimizer.zero_grad()
-            actor_loss.backward()
+            (critic_loss + actor_loss).backward()
+            self.critic.optimizer.step()
             self.actor.optimizer.step()
 
             if gradient_step % self.target_update_interval == 0:
-                polyak_update(self.critic.parameters(), self.critic_target.parameters(), self.tau)
+                with th.no_grad():  # SB3's polyak_update as one operation instead of two per tensor
+                    th._foreach_lerp_(target_parameters, critic_parameters, self.tau)
                 polyak_update(self.batch_norm_stats, self.batch_norm_stats_target, 1.0)
 
         self._n_updates += gradient_steps
@@ -103,17 +109,16 @@ class HistorySAC(SAC):
 
     def _encode(self, histories: th.Tensor, next_histories: th.Tensor) -> tuple[th.Tensor, ...]:
         """
-        :return: the current observations and GRU input sequences of ``histories`` (to re-encode them with the
-            updated critic), then the actor's features of ``histories`` and ``next_histories``, the critic's of
-            ``histories`` and the target critic's of ``next_histories`` (no gradient to the target)
+        :return: the actor's features of ``histories`` and ``next_histories``, the critic's of ``histories`` and the
+            target critic's of ``next_histories`` (those of ``next_histories`` without gradient)
         """
         encoder = _encoder(self.actor)
         obs, steps = encoder.transitions(histories.float())
         next_obs, next_steps = encoder.transitions(next_histories.float())
-        actor, critic, target = encoder.gru_weights(), _encoder(self.critic).gru_weights(), _encoder(self.critic_target).gru_weights(detach=True)
-        states = stacked_gru_final_state([actor, actor, critic, target], [steps, next_steps, steps, next_steps])
-        features = [HistoryEncoder.features(current, state) for current, state in zip((obs, next_obs, obs, next_obs), states)]
-        return (obs, steps, *features)
+        actor, critic = encoder.gru_weights(), _encoder(self.critic).gru_weights()
+        actor_next, target = encoder.gru_weights(detach=True), _encoder(self.critic_target).gru_weights(detach=True)  # used without gradients
+        states = stacked_gru_final_state([actor, actor_next, critic, target], [steps, next_steps, steps, next_steps])
+        return tuple(HistoryEncoder.features(current, state) for current, state in zip((obs, next_obs, obs, next_obs), states))
 
     def _actor_action_log_prob(self, features: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
         """SB3's ``Actor.action_log_prob`` from precomputed features."""

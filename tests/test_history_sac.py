@@ -1,4 +1,4 @@
-"""Tests of the history encoder's GRU recurrence and of HistorySAC's update against SB3's SAC.train."""
+"""Tests of the history encoder's GRU recurrence and of HistorySAC's update against one written with SB3's modules."""
 
 import copy
 
@@ -8,6 +8,8 @@ import pytest
 import torch as th
 from stable_baselines3 import SAC
 from stable_baselines3.common.logger import configure
+from stable_baselines3.common.utils import polyak_update
+from torch.nn import functional as F
 
 import meta_mujoco_envs  # noqa: F401
 from m3po_sb3 import HistorySAC, history_policy_kwargs
@@ -65,13 +67,52 @@ def test_stacked_recurrence_gradients_are_exact_in_double_precision():
         th.testing.assert_close(states[i], gru(inputs[i])[1][0])
 
 
-def filled_agents(agent_class: type[SAC], env_id: str, policy_kwargs_of, seed: int = 0) -> tuple[SAC, SAC]:
-    """SB3's SAC and ``agent_class``, built alike (so with identical initial weights), with identical replay buffers
-    of 300 random steps and no update made yet."""
+class ActorLossBeforeCriticStepSAC(SAC):
+    """The definition of HistorySAC's update, written with SB3's modules (whose extractors run one GRU pass at a
+    time through autograd): ``SAC.train``'s losses, all at the parameters before the step, each network
+    stepped on the gradient of its own loss (softlearning's and rlkit's order)."""
+
+    def train(self, gradient_steps: int, batch_size: int = 64) -> None:
+        assert self.ent_coef_optimizer is not None and self.log_ent_coef is not None and isinstance(self.target_entropy, float)
+        self.policy.set_training_mode(True)
+        self._update_learning_rate([self.actor.optimizer, self.critic.optimizer, self.ent_coef_optimizer])
+        logs: dict[str, list[float]] = dict(ent_coef=[], ent_coef_loss=[], actor_loss=[], critic_loss=[])
+        for _ in range(gradient_steps):
+            data = self.replay_buffer.sample(batch_size)  # type: ignore[union-attr]
+            actions_pi, log_prob = self.actor.action_log_prob(data.observations)
+            log_prob = log_prob.reshape(-1, 1)
+            ent_coef = th.exp(self.log_ent_coef.detach())
+            ent_coef_loss = -(self.log_ent_coef * (log_prob + self.target_entropy).detach()).mean()
+            self.ent_coef_optimizer.zero_grad()
+            ent_coef_loss.backward()
+            self.ent_coef_optimizer.step()
+            with th.no_grad():
+                next_actions, next_log_prob = self.actor.action_log_prob(data.next_observations)
+                next_q = th.cat(self.critic_target(data.next_observations, next_actions), dim=1).min(dim=1, keepdim=True).values
+                target_q = data.rewards + (1 - data.dones) * self.gamma * (next_q - ent_coef * next_log_prob.reshape(-1, 1))
+            critic_loss = 0.5 * sum(F.mse_loss(q, target_q) for q in self.critic(data.observations, data.actions))
+            actor_loss = (ent_coef * log_prob - th.cat(self.critic(data.observations, actions_pi), dim=1).min(dim=1, keepdim=True).values).mean()
+            networks = ((critic_loss, self.critic), (actor_loss, self.actor))
+            for loss, network in networks:
+                parameters = list(network.parameters())
+                for parameter, grad in zip(parameters, th.autograd.grad(loss, parameters, retain_graph=True)):
+                    parameter.grad = grad
+            for _, network in networks:
+                network.optimizer.step()
+            polyak_update(self.critic.parameters(), self.critic_target.parameters(), self.tau)
+            for key, value in zip(logs, (ent_coef, ent_coef_loss, actor_loss, critic_loss)):
+                logs[key].append(value.item())
+        for key, values in logs.items():
+            self.logger.record(f"train/{key}", np.mean(values))
+
+
+def filled_agents(reference_class: type[SAC], agent_class: type[SAC], env_id: str, policy_kwargs_of, seed: int = 0) -> tuple[SAC, SAC]:
+    """``reference_class`` and ``agent_class``, built alike (so with identical initial weights), with identical replay
+    buffers of 300 random steps and no update made yet."""
     env = HistoryObservation(gym.make(env_id), history_length=4)
     kwargs = dict(buffer_size=1_000, batch_size=64, learning_starts=300, seed=seed, device="cpu")
-    agents = [cls("MlpPolicy", env, policy_kwargs=policy_kwargs_of(env), **kwargs) for cls in (SAC, agent_class)]
-    agents[0].learn(300)  # learning_starts=300: random-action steps only
+    agents = [cls("MlpPolicy", env, policy_kwargs=policy_kwargs_of(env), **kwargs) for cls in (reference_class, agent_class)]
+    SAC.learn(agents[0], 300)  # learning_starts=300: random-action steps only
     agents[1].replay_buffer = copy.deepcopy(agents[0].replay_buffer)
     for expected, got in zip(agents[0].policy.state_dict().values(), agents[1].policy.state_dict().values()):
         assert th.equal(got, expected)
@@ -94,8 +135,8 @@ def sgd_history_policy(env: HistoryObservation) -> dict:
 
 
 @pytest.mark.parametrize("env_id", ["HalfCheetahFwdBwd-v0", "Pendulum-v1"])
-def test_history_sac_update_is_sb3_sac_update(env_id):
-    sb3, ours = filled_agents(HistorySAC, env_id, sgd_history_policy)
+def test_history_sac_update_is_sacs_with_the_actor_loss_before_the_critic_step(env_id):
+    sb3, ours = filled_agents(ActorLossBeforeCriticStepSAC, HistorySAC, env_id, sgd_history_policy)
     assert ours._reads_histories()
     before = sb3.actor.mu.weight.detach().clone()
     logs = [train_seeded(agent, gradient_steps=20) for agent in (sb3, ours)]
@@ -107,7 +148,7 @@ def test_history_sac_update_is_sb3_sac_update(env_id):
 
 
 def test_other_policies_get_sb3_update_exactly():
-    sb3, ours = filled_agents(HistorySAC, "Pendulum-v1", lambda env: dict(net_arch=[32, 32]))  # flatten extractor
+    sb3, ours = filled_agents(SAC, HistorySAC, "Pendulum-v1", lambda env: dict(net_arch=[32, 32]))  # flatten extractor
     assert not ours._reads_histories()
     logs = [train_seeded(agent, gradient_steps=10) for agent in (sb3, ours)]
     assert logs[0] == logs[1]
