@@ -10,7 +10,10 @@
 All with batch 256 and one torch thread, on replay buffers filled with random-action real steps (M3PO: its
 ``D_model`` holds one-step rollouts of the untrained model from them; the update's cost does not depend on
 what the data are). Each timed call is ``train(--chunk)``; the agents of all sizes are timed in turn,
-interleaved (order reversed every other repeat), and the medians over ``--repeats`` are compared.
+interleaved (order reversed every other repeat), and the medians over ``--repeats`` are compared. The
+matrix products' floating-point operations per update (torch's ``FlopCounterMode``, backward included) are
+printed beside them: on CPU the update's time is those plus a cost per operation, so their ratio is what the
+time ratio would be with no per-operation cost.
 """
 
 import argparse
@@ -21,6 +24,7 @@ import numpy as np
 import torch as th
 from stable_baselines3 import SAC
 from stable_baselines3.common.logger import configure
+from torch.utils.flop_counter import FlopCounterMode
 
 from m3po_sb3 import M3PO, HistorySAC, history_policy_kwargs
 from m3po_sb3.train import make_env  # also registers the meta_mujoco_envs
@@ -79,6 +83,12 @@ def ms_per_update(agent: SAC, chunk: int) -> float:
     return (time.perf_counter() - start) / chunk * 1e3
 
 
+def matmul_mflop_per_update(agent: SAC) -> float:
+    with FlopCounterMode(display=False) as counter:
+        agent.train(gradient_steps=1, batch_size=256)
+    return counter.get_total_flops() / 1e6
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--env", default="HalfCheetahFwdBwd-v0")
@@ -101,6 +111,12 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|")
     for size in sizes:
         sb3, history, plain, m3po = (float(np.median(timings[size, name])) for name in ("sb3_history_sac", "history_sac", "plain_sac", "m3po"))
+        print(f"| {size} | {sb3:.1f} | {history:.1f} | {plain:.1f} | {m3po:.1f} | {sb3 / plain:.2f} | {history / plain:.2f} | {m3po / plain:.2f} |")
+    print("\nmatrix-product MFLOP per update (forward and backward)")
+    print("| MLP | SB3 SAC on histories | history-SAC | plain SAC | M3PO | SB3 on histories / plain | history-SAC / plain | M3PO / plain |")
+    print("|---|---|---|---|---|---|---|---|")
+    for size in sizes:
+        sb3, history, plain, m3po = (matmul_mflop_per_update(agents[size][name]) for name in ("sb3_history_sac", "history_sac", "plain_sac", "m3po"))
         print(f"| {size} | {sb3:.1f} | {history:.1f} | {plain:.1f} | {m3po:.1f} | {sb3 / plain:.2f} | {history / plain:.2f} | {m3po / plain:.2f} |")
 
 
