@@ -30,6 +30,7 @@ from m3po_sb3 import M3PO, HistorySAC, history_policy_kwargs
 from m3po_sb3.train import make_env  # also registers the meta_mujoco_envs
 
 BUFFER_ROWS = 5000
+AGENTS = ("sb3_history_sac", "history_sac", "plain_sac", "m3po")  # the columns of the tables, in make_agents' order
 
 
 def fill_with_random_steps(agent: SAC, n_steps: int, seed: int) -> None:
@@ -107,16 +108,16 @@ def main() -> None:
             if repeat > 0:  # the first round warms up (first updates, allocator)
                 timings[size, name].append(ms)
     print(f"env {args.env}, batch 256, torch threads {th.get_num_threads()}, median ms per update over {args.repeats} interleaved repeats of {args.chunk}")
-    print("| MLP | SB3 SAC on histories ms | history-SAC ms | plain SAC ms | M3PO ms | SB3 on histories / plain | history-SAC / plain | M3PO / plain |")
-    print("|---|---|---|---|---|---|---|---|")
-    for size in sizes:
-        sb3, history, plain, m3po = (float(np.median(timings[size, name])) for name in ("sb3_history_sac", "history_sac", "plain_sac", "m3po"))
-        print(f"| {size} | {sb3:.1f} | {history:.1f} | {plain:.1f} | {m3po:.1f} | {sb3 / plain:.2f} | {history / plain:.2f} | {m3po / plain:.2f} |")
+    print_table("ms", {size: [float(np.median(timings[size, name])) for name in AGENTS] for size in sizes})
     print("\nmatrix-product MFLOP per update (forward and backward)")
-    print("| MLP | SB3 SAC on histories | history-SAC | plain SAC | M3PO | SB3 on histories / plain | history-SAC / plain | M3PO / plain |")
+    print_table("MFLOP", {size: [matmul_mflop_per_update(agents[size][name]) for name in AGENTS] for size in sizes})
+
+
+def print_table(unit: str, values: dict[str, list[float]]) -> None:
+    """A markdown row per MLP size: each agent's figure (in ``AGENTS``' order), then each against plain SAC's."""
+    print(f"| MLP | SB3 SAC on histories {unit} | history-SAC {unit} | plain SAC {unit} | M3PO {unit} | SB3 on histories / plain | history-SAC / plain | M3PO / plain |")
     print("|---|---|---|---|---|---|---|---|")
-    for size in sizes:
-        sb3, history, plain, m3po = (matmul_mflop_per_update(agents[size][name]) for name in ("sb3_history_sac", "history_sac", "plain_sac", "m3po"))
+    for size, (sb3, history, plain, m3po) in values.items():
         print(f"| {size} | {sb3:.1f} | {history:.1f} | {plain:.1f} | {m3po:.1f} | {sb3 / plain:.2f} | {history / plain:.2f} | {m3po / plain:.2f} |")
 
 
