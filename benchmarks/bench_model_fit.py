@@ -12,12 +12,22 @@ large capped model N more times from their own weights on the same data with a n
 epochs do; printed: each refit, the ratio of the refits' median seconds, and the NLL gap after the last refit.
 ``--fits`` runs a subset of the three fits (the uncapped one takes ~16 min at 64 hidden units).
 
+``--run-schedule`` measures the fits as a run makes them instead (issue 8 part 3 is about the per-epoch fit of a
+run, which starts from the previous epoch's weights): a fresh fit on the first 5 000 transitions (MBPO's first),
+then warm refits on a growing prefix: every ``--step`` rows (1 000: a run's ``E``), and ten refits 1 000 rows
+apart ending at ``--small`` and at ``--large``, timed. After ``--small`` the schedule runs twice from the same
+model, with the default ``epoch_rows`` ("capped") and without it ("uncapped"; below 25 000 rows the two fits are
+the same); ``--fits`` picks one. Printed per seed: the mean and the median seconds, and row updates (epochs x
+rows per epoch, immune to the machine's drifting speed), of the refits timed at ``--large`` over those at
+``--small`` (target <= 2), and each sequence's last test NLL (target: capped within seed noise of uncapped).
+
 ``--normalisers`` also measures what the target statistics do at a refit (issue 9): a model fit on the small
 set is refit on the large one with the targets' statistics kept (the default) or recomputed; printed: the
 previous weights' test NLL right after the statistics change, and the refit's.
 """
 
 import argparse
+import copy
 import time
 
 import numpy as np
@@ -28,11 +38,11 @@ from m3po_sb3.dynamics import DynamicsModel
 from m3po_sb3.history import HistoryLayout
 
 
-def timed_fit(model: DynamicsModel, data: tuple[np.ndarray, ...], seed: int, **fit_kwargs: object) -> tuple[float, int]:
-    """:return: seconds and epochs of ``model.fit``"""
+def timed_fit(model: DynamicsModel, data: tuple[np.ndarray, ...], seed: int, **fit_kwargs: object) -> tuple[float, int, int]:
+    """:return: seconds, epochs and rows per member per epoch of ``model.fit``"""
     start = time.perf_counter()
     info = model.fit(*data, rng=np.random.default_rng(seed), **fit_kwargs)
-    return time.perf_counter() - start, info["epochs"]
+    return time.perf_counter() - start, info["epochs"], info["rows_per_epoch"]
 
 
 def new_model(layout: HistoryLayout, seed: int, hidden: int) -> DynamicsModel:
@@ -54,13 +64,75 @@ def refit_normalisers(layout: HistoryLayout, data: tuple[np.ndarray, ...], test:
         after = model.nll(*test)
         if recompute:
             model.targets_standardised.fill_(False)
-        seconds, epochs = timed_fit(model, data, seed)
+        seconds, epochs, _ = timed_fit(model, data, seed)
         label = "recomputed" if recompute else "kept      "
         print(
             f"  target statistics {label}: previous weights' test NLL {before:.3f} -> {after:.3f} after the statistics change; "
             f"refit: {model.nll(*test):.3f} ({epochs} epochs, {seconds:.0f} s)",
             flush=True,
         )
+
+
+FINE_STEP = 1_000  # rows between the timed refits: a run refits every E = 1 000 real steps (Table 2)
+TIMED_REFITS = 10  # per end of the schedule: a refit's epochs vary several-fold (heavy-tailed at small D_env)
+
+
+def run_schedule(small: int, large: int, step: int) -> tuple[list[int], list[int], set[int]]:
+    """
+    :return: the prefix sizes shared by both sequences (fresh fit first), those of the capped and the uncapped
+        sequence after them, and the sizes whose refits are timed
+    """
+    first = TIMED_REFITS * FINE_STEP  # the first timed refit adds FINE_STEP rows to an untimed one
+    timed_small, timed_large = ([end - i * FINE_STEP for i in reversed(range(TIMED_REFITS))] for end in (small, large))
+    shared = [5_000, *range(5_000 + step, small - first, step), small - first, *timed_small]
+    after = [*range(small + step, large - first, step), large - first, *timed_large]
+    return shared, after, {*timed_small, *timed_large}
+
+
+def warm_refits(model: DynamicsModel, data: tuple[np.ndarray, ...], test: tuple[np.ndarray, ...], sizes: list[int], timed: set[int], seed: int, label: str, **fit_kwargs: object) -> dict[int, float]:
+    """
+    Refit ``model`` on each prefix of ``data`` in turn.
+
+    :return: seconds and row updates (epochs x rows per member per epoch; unlike seconds, immune to the machine's
+        drifting speed) of the refits whose size is in ``timed``
+    """
+    cost_at = {}
+    for rows in sizes:
+        seconds, epochs, rows_per_epoch = timed_fit(model, tuple(x[:rows] for x in data), 1000 * seed + rows // FINE_STEP, **fit_kwargs)
+        if rows in timed:
+            cost_at[rows] = (seconds, epochs * rows_per_epoch)
+        print(f"  {label} {rows:7d} rows: {seconds:6.1f} s, {epochs:3d} epochs of {rows_per_epoch} rows, test NLL {model.nll(*test):.3f}", flush=True)
+    return cost_at
+
+
+def main_run_schedule(args: argparse.Namespace, layout: HistoryLayout, test: tuple[np.ndarray, ...]) -> None:
+    """``--run-schedule`` (module docstring)."""
+    shared, after, timed = run_schedule(args.small, args.large, args.step)
+    summaries: dict[str, list[float]] = {}
+    for seed in args.seeds:
+        _, data = collect_transitions(args.env, args.large, seed)
+        model = new_model(layout, seed, args.hidden)
+        cost = warm_refits(model, data, test, shared, timed, seed, "shared  ")
+        uncapped = copy.deepcopy(model)
+        line = []
+        if "capped" in args.fits:
+            cost |= warm_refits(model, data, test, after, timed, seed, "capped  ")
+            for unit, name in enumerate(("seconds", "row updates")):
+                at_large, at_small = ([cost[rows][unit] for rows in sizes if rows in timed] for sizes in (after, shared))
+                for statistic in (np.mean, np.median):
+                    ratio = statistic(at_large) / statistic(at_small)
+                    line.append(summary(summaries, f"{statistic.__name__} refit {name} at {args.large} / at {args.small} (target <= 2)", ratio))
+            line.append(summary(summaries, "NLL capped", model.nll(*test)))
+        if "uncapped" in args.fits:
+            warm_refits(uncapped, data, test, after, timed, seed, "uncapped", epoch_rows=None)
+            line.append(summary(summaries, "NLL uncapped", uncapped.nll(*test)))
+        if {"capped", "uncapped"} <= set(args.fits):
+            line.append(summary(summaries, "NLL capped - uncapped", model.nll(*test) - uncapped.nll(*test)))
+        print(f"seed {seed}: " + "; ".join(line), flush=True)
+    print(f"median over {len(args.seeds)} seeds: " + "; ".join(f"{name} {np.median(values):+.3f}" for name, values in summaries.items()))
+    for name in ("NLL capped", "NLL uncapped"):
+        if len(summaries.get(name, [])) > 1:
+            print(f"seed noise: standard deviation of the {name} over seeds {np.std(summaries[name], ddof=1):.3f}")
 
 
 def main() -> None:
@@ -74,10 +146,15 @@ def main() -> None:
     parser.add_argument("--normalisers", action="store_true", help="also measure keeping vs recomputing the target statistics")
     parser.add_argument("--warm-refits", type=int, default=0, help="refit the small and large capped models this many times from their weights")
     parser.add_argument("--fits", nargs="+", choices=FITS, default=list(FITS), help="which fits to run")
+    parser.add_argument("--run-schedule", action="store_true", help="warm refits on a growing D_env, as a run makes them")
+    parser.add_argument("--step", type=int, default=10_000, help="rows between the untimed refits of --run-schedule")
     args = parser.parse_args()
     th.set_num_threads(args.threads)
 
     layout, test = collect_transitions(args.env, 5000, seed=1000)
+    if args.run_schedule:
+        main_run_schedule(args, layout, test)
+        return
     summaries: dict[str, list[float]] = {}
     for seed in args.seeds:
         _, data = collect_transitions(args.env, args.large, seed)
@@ -85,11 +162,11 @@ def main() -> None:
         for name in args.fits:
             rows, fit_kwargs = FITS[name](args)
             model = new_model(layout, seed, args.hidden)
-            seconds, epochs = timed_fit(model, tuple(x[:rows] for x in data), seed, **fit_kwargs)
+            seconds, epochs, _ = timed_fit(model, tuple(x[:rows] for x in data), seed, **fit_kwargs)
             results[name] = (seconds, model.nll(*test))
             print(f"seed {seed} {name:8s} {rows:7d} rows: {seconds:7.1f} s, {epochs:3d} epochs, test NLL {results[name][1]:.3f}", flush=True)
             for refit in range(args.warm_refits if name != "uncapped" else 0):  # as a run refits every epoch
-                seconds, epochs = timed_fit(model, tuple(x[:rows] for x in data), 1000 * seed + refit + 1, **fit_kwargs)
+                seconds, epochs, _ = timed_fit(model, tuple(x[:rows] for x in data), 1000 * seed + refit + 1, **fit_kwargs)
                 refit_seconds.setdefault(name, []).append(seconds)
                 results[name] = (results[name][0], model.nll(*test))
                 print(f"  warm-started refit {refit + 1}: {seconds:7.1f} s, {epochs:3d} epochs, test NLL {results[name][1]:.3f}", flush=True)

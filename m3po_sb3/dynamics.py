@@ -319,8 +319,8 @@ class DynamicsModel(nn.Module):
             the calibrated model's, on the rows it was calibrated on); otherwise any earlier shift is dropped
         :param rng: source of the split, bootstraps and shuffling
         :return: ``holdout_nll`` and ``train_nll`` (at most ``max_holdout`` training rows) of the returned
-            model's elites, ``holdout_score`` of each member, ``elites``, ``epochs`` trained, ``best_epoch``
-            (0: the weights before this call) and ``holdout_curve`` (each member's held-out score, the log of
+            model's elites, ``holdout_score`` of each member, ``elites``, ``epochs`` trained of ``rows_per_epoch``
+            rows per member, ``best_epoch`` (0: the weights before this call) and ``holdout_curve`` (each member's held-out score, the log of
             its error, after each epoch, from 0)
         """
         tensors = self._as_tensors(histories, actions, next_obs, rewards)
@@ -368,6 +368,7 @@ class DynamicsModel(nn.Module):
             holdout_score=holdout_score.tolist(),
             elites=self.elites.tolist(),
             epochs=epoch,
+            rows_per_epoch=rows_per_epoch,
             best_epoch=best_epoch,
             holdout_curve=curve,
         )

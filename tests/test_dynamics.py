@@ -193,8 +193,8 @@ def test_holdout_is_capped_and_an_epoch_is_a_fixed_number_of_rows():
     for epoch_rows, floor, expected in ((100, 1, 100), (None, 1, 350), (10**6, 1, 350), (10**6, 700, 700), (500, 700, 500), (None, None, 2560)):
         batches.clear()
         floor_kwargs = {} if floor is None else dict(min_epoch_rows=floor)
-        model.fit(*data, max_epochs=3, epoch_rows=epoch_rows, **floor_kwargs, **fit)
-        assert sum(batches) == 3 * expected and max(batches) == 10
+        info = model.fit(*data, max_epochs=3, epoch_rows=epoch_rows, **floor_kwargs, **fit)
+        assert sum(batches) == 3 * expected and max(batches) == 10 and info["rows_per_epoch"] == expected
 
 
 @pytest.mark.parametrize("epoch_rows, min_epoch_rows, expected_epochs", [(100, 1, 35), (None, 1, 5), (None, 700, 5)])
