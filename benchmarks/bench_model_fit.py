@@ -109,6 +109,7 @@ def main_run_schedule(args: argparse.Namespace, layout: HistoryLayout, test: tup
     """``--run-schedule`` (module docstring)."""
     shared, after, timed = run_schedule(args.small, args.large, args.step)
     summaries: dict[str, list[float]] = {}
+    pooled: dict[str, list[tuple[float, int]]] = {"small": [], "large": []}  # timed refits of all seeds
     for seed in args.seeds:
         _, data = collect_transitions(args.env, args.large, seed)
         model = new_model(layout, seed, args.hidden)
@@ -117,11 +118,10 @@ def main_run_schedule(args: argparse.Namespace, layout: HistoryLayout, test: tup
         line = []
         if "capped" in args.fits:
             cost |= warm_refits(model, data, test, after, timed, seed, "capped  ")
-            for unit, name in enumerate(("seconds", "row updates")):
-                at_large, at_small = ([cost[rows][unit] for rows in sizes if rows in timed] for sizes in (after, shared))
-                for statistic in (np.mean, np.median):
-                    ratio = statistic(at_large) / statistic(at_small)
-                    line.append(summary(summaries, f"{statistic.__name__} refit {name} at {args.large} / at {args.small} (target <= 2)", ratio))
+            at = {end: [cost[rows] for rows in sizes if rows in timed] for end, sizes in (("small", shared), ("large", after))}
+            for end in at:
+                pooled[end] += at[end]
+            line += cost_ratios(summaries, np.array(at["large"]), np.array(at["small"]), args)
             line.append(summary(summaries, "NLL capped", model.nll(*test)))
         if "uncapped" in args.fits:
             warm_refits(uncapped, data, test, after, timed, seed, "uncapped", epoch_rows=None)
@@ -130,9 +130,21 @@ def main_run_schedule(args: argparse.Namespace, layout: HistoryLayout, test: tup
             line.append(summary(summaries, "NLL capped - uncapped", model.nll(*test) - uncapped.nll(*test)))
         print(f"seed {seed}: " + "; ".join(line), flush=True)
     print(f"median over {len(args.seeds)} seeds: " + "; ".join(f"{name} {np.median(values):+.3f}" for name, values in summaries.items()))
+    if pooled["large"] and len(args.seeds) > 1:
+        print("timed refits of all seeds pooled: " + "; ".join(cost_ratios({}, np.array(pooled["large"]), np.array(pooled["small"]), args)))
     for name in ("NLL capped", "NLL uncapped"):
         if len(summaries.get(name, [])) > 1:
             print(f"seed noise: standard deviation of the {name} over seeds {np.std(summaries[name], ddof=1):.3f}")
+
+
+def cost_ratios(summaries: dict[str, list[float]], at_large: np.ndarray, at_small: np.ndarray, args: argparse.Namespace) -> list[str]:
+    """Ratios of the mean and of the median refit cost (columns: seconds, row updates) at ``--large`` over ``--small``."""
+    line = []
+    for unit, name in enumerate(("seconds", "row updates")):
+        for statistic in (np.mean, np.median):
+            ratio = statistic(at_large[:, unit]) / statistic(at_small[:, unit])
+            line.append(summary(summaries, f"{statistic.__name__} refit {name} at {args.large} / at {args.small} (target <= 2)", ratio))
+    return line
 
 
 def main() -> None:
