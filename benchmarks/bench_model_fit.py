@@ -89,7 +89,7 @@ def run_schedule(small: int, large: int, step: int) -> tuple[list[int], list[int
     return shared, after, {*timed_small, *timed_large}
 
 
-def warm_refits(model: DynamicsModel, data: tuple[np.ndarray, ...], test: tuple[np.ndarray, ...], sizes: list[int], timed: set[int], seed: int, label: str, **fit_kwargs: object) -> dict[int, float]:
+def warm_refits(model: DynamicsModel, data: tuple[np.ndarray, ...], test: tuple[np.ndarray, ...], sizes: list[int], timed: set[int], seed: int, label: str, **fit_kwargs: object) -> dict[int, tuple[float, int]]:
     """
     Refit ``model`` on each prefix of ``data`` in turn.
 
@@ -122,12 +122,14 @@ def main_run_schedule(args: argparse.Namespace, layout: HistoryLayout, test: tup
             for end in at:
                 pooled[end] += at[end]
             line += cost_ratios(summaries, np.array(at["large"]), np.array(at["small"]), args)
-            line.append(summary(summaries, "NLL capped", model.nll(*test)))
+            nll_capped = model.nll(*test)
+            line.append(summary(summaries, "NLL capped", nll_capped))
         if "uncapped" in args.fits:
             warm_refits(uncapped, data, test, after, timed, seed, "uncapped", epoch_rows=None)
-            line.append(summary(summaries, "NLL uncapped", uncapped.nll(*test)))
+            nll_uncapped = uncapped.nll(*test)
+            line.append(summary(summaries, "NLL uncapped", nll_uncapped))
         if {"capped", "uncapped"} <= set(args.fits):
-            line.append(summary(summaries, "NLL capped - uncapped", model.nll(*test) - uncapped.nll(*test)))
+            line.append(summary(summaries, "NLL capped - uncapped", nll_capped - nll_uncapped))
         print(f"seed {seed}: " + "; ".join(line), flush=True)
     print(f"median over {len(args.seeds)} seeds: " + "; ".join(f"{name} {np.median(values):+.3f}" for name, values in summaries.items()))
     if pooled["large"] and len(args.seeds) > 1:

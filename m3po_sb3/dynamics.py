@@ -320,8 +320,8 @@ class DynamicsModel(nn.Module):
         :param rng: source of the split, bootstraps and shuffling
         :return: ``holdout_nll`` and ``train_nll`` (at most ``max_holdout`` training rows) of the returned
             model's elites, ``holdout_score`` of each member, ``elites``, ``epochs`` trained of ``rows_per_epoch``
-            rows per member, ``best_epoch`` (0: the weights before this call) and ``holdout_curve`` (each member's held-out score, the log of
-            its error, after each epoch, from 0)
+            rows per member, ``best_epoch`` (0: the weights before this call) and ``holdout_curve`` (each
+            member's held-out score, the log of its error, after each epoch, from 0)
         """
         tensors = self._as_tensors(histories, actions, next_obs, rewards)
         n = len(tensors[0])
