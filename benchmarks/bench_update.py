@@ -2,8 +2,10 @@
 
     python benchmarks/bench_update.py [--env HalfCheetahFwdBwd-v0] [--sizes 400-400 256-256 64-64] [--repeats 7]
 
-- history-SAC: SB3 ``SAC`` with :func:`~m3po_sb3.history_policy_kwargs` on ``HistoryObservation(env)``
+- SB3 SAC on histories: SB3 ``SAC`` with :func:`~m3po_sb3.history_policy_kwargs` on ``HistoryObservation(env)``
   (GRU of 5 units over L = 10 steps, swish MLPs);
+- history-SAC: :class:`~m3po_sb3.HistorySAC` with the same policy, in both update orders (the default, SB3's,
+  and ``actor_loss_before_critic_step=True``);
 - plain SAC: SB3 ``SAC`` on the env's raw observation with the same MLPs (swish), no history;
 - M3PO: ``M3PO.train`` (SAC's update, sampling the compact ``D_model``) with the same networks.
 
@@ -30,7 +32,14 @@ from m3po_sb3 import M3PO, HistorySAC, history_policy_kwargs
 from m3po_sb3.train import make_env  # also registers the meta_mujoco_envs
 
 BUFFER_ROWS = 5000
-AGENTS = ("sb3_history_sac", "history_sac", "plain_sac", "m3po")  # the columns of the tables, in make_agents' order
+# The columns of the tables, in make_agents' order.
+AGENTS = {
+    "sb3_history_sac": "SB3 SAC on histories",
+    "history_sac": "history-SAC",
+    "history_sac_actor_loss_first": "history-SAC, actor's loss before the critic's step",
+    "plain_sac": "plain SAC",
+    "m3po": "M3PO",
+}
 
 
 def fill_with_random_steps(agent: SAC, n_steps: int, seed: int) -> None:
@@ -54,6 +63,13 @@ def make_agents(env_id: str, net_arch: tuple[int, ...], seed: int) -> dict[str, 
     agents: dict[str, SAC] = dict(
         sb3_history_sac=SAC("MlpPolicy", history_env, policy_kwargs=history_policy_kwargs(history_env.history_layout, net_arch=net_arch), **common),
         history_sac=HistorySAC("MlpPolicy", history_env, policy_kwargs=history_policy_kwargs(history_env.history_layout, net_arch=net_arch), **common),
+        history_sac_actor_loss_first=HistorySAC(
+            "MlpPolicy",
+            history_env,
+            policy_kwargs=history_policy_kwargs(history_env.history_layout, net_arch=net_arch),
+            actor_loss_before_critic_step=True,
+            **common,
+        ),
         plain_sac=SAC("MlpPolicy", gym.make(env_id), policy_kwargs=dict(net_arch=list(net_arch), activation_fn=th.nn.SiLU), **common),
         m3po=M3PO(
             "MlpPolicy",
@@ -115,10 +131,13 @@ def main() -> None:
 
 def print_table(unit: str, values: dict[str, list[float]]) -> None:
     """A markdown row per MLP size: each agent's figure (in ``AGENTS``' order), then each against plain SAC's."""
-    print(f"| MLP | SB3 SAC on histories {unit} | history-SAC {unit} | plain SAC {unit} | M3PO {unit} | SB3 on histories / plain | history-SAC / plain | M3PO / plain |")
-    print("|---|---|---|---|---|---|---|---|")
-    for size, (sb3, history, plain, m3po) in values.items():
-        print(f"| {size} | {sb3:.1f} | {history:.1f} | {plain:.1f} | {m3po:.1f} | {sb3 / plain:.2f} | {history / plain:.2f} | {m3po / plain:.2f} |")
+    others = [name for name in AGENTS if name != "plain_sac"]
+    print("| MLP | " + " | ".join(f"{header} {unit}" for header in AGENTS.values()) + " | " + " | ".join(f"{AGENTS[name]} / plain" for name in others) + " |")
+    print("|---" * (1 + len(AGENTS) + len(others)) + "|")
+    for size, figures in values.items():
+        by_name = dict(zip(AGENTS, figures))
+        ratios = [by_name[name] / by_name["plain_sac"] for name in others]
+        print(f"| {size} | " + " | ".join(f"{figure:.1f}" for figure in figures) + " | " + " | ".join(f"{ratio:.2f}" for ratio in ratios) + " |")
 
 
 if __name__ == "__main__":

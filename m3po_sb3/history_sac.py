@@ -10,15 +10,18 @@ per step:
 1. the parameter-free part of the encoding is done once for ``h`` and once for ``h'``, and the four GRU
    passes of the actor (``h``, ``h'``), critic (``h``) and target critic (``h'``) run as one batched
    recurrence (:func:`~m3po_sb3.history.stacked_gru_final_state`) with a hand-written backward pass;
-2. the actor's loss is computed with the critic *before* the critic's step (frozen, on its features of ``h``
-   without gradient), so one backward pass through the recurrence and the networks serves both losses.
+2. the critic's loss backpropagates through the recurrence, the critic steps, the stepped critic encodes
+   ``h`` once more (without gradient, its weights frozen in the actor's loss) and the actor's loss
+   backpropagates through the same recurrence: SB3's order and losses, with fewer operations.
 
-Step 2 is the one change of algorithm against SB3, whose actor's loss reads the critic after its step. It is
-the order of the implementations the paper's methods come from: softlearning's SAC (MBPO, and M3PO's code
+Option ``actor_loss_before_critic_step=True`` changes the algorithm: the actor's loss on the critic *before*
+its step, so that one backward pass serves both losses and the critic encodes ``h`` once (5-20 % faster). It
+is the order of the implementations the paper's methods come from: softlearning's SAC (MBPO, and M3PO's code
 built on it) runs the critic's and the policy's training operations in one session call, and rlkit's SAC
-(PEARL) computes every loss before any optimizer steps. The two orders differ only in which critic the
-actor follows, the one before or after the current step. A test checks the update against one written with
-SB3's own modules in this order.
+(PEARL) computes every loss before any optimizer steps. The two orders differ only in which critic the actor
+follows, the one before or after the current step; the option's effect on learning is not settled
+(benchmarks/README.md), hence not the default. Tests check each order against an update written with SB3's
+own modules (``SAC.train`` itself for SB3's order).
 """
 
 from typing import Any
@@ -38,11 +41,23 @@ class HistorySAC(SAC):
     """
     SB3 ``SAC`` for policies whose actor and critics read histories through their own
     :class:`~m3po_sb3.HistoryFeaturesExtractor` (``policy_kwargs=history_policy_kwargs(layout)`` on a
-    :class:`~m3po_sb3.HistoryObservation` env). Constructor, arguments, saving and loading are ``SAC``'s.
-    The update is ``SAC.train``'s losses with fewer encoder passes and the actor's loss on the critic before
-    its step (module docstring). Other policies (another features extractor, a shared one, gSDE) get
-    ``SAC.train`` itself.
+    :class:`~m3po_sb3.HistoryObservation` env). Constructor, arguments, saving and loading are ``SAC``'s,
+    with one more argument, the update order. The update is ``SAC.train``'s with fewer operations (module
+    docstring), or with the actor's loss on the critic before its step. Other policies (another features
+    extractor, a shared one, gSDE) get ``SAC.train`` itself.
     """
+
+    def __init__(self, *args: Any, actor_loss_before_critic_step: bool = False, **kwargs: Any):
+        """
+        :param actor_loss_before_critic_step: ``False``: SB3's order, the critic stepped first and the actor's
+            loss on the stepped critic (``SAC.train``'s update, to float rounding). ``True``: the actor's loss on
+            the critic before its step (softlearning's and rlkit's order), one encoding of ``h`` and one backward
+            pass fewer per update (5-20 % faster, benchmarks/README.md); its effect on learning is not settled
+        :param args: ``SAC``'s
+        :param kwargs: ``SAC``'s
+        """
+        self.actor_loss_before_critic_step = actor_loss_before_critic_step
+        super().__init__(*args, **kwargs)
 
     def train(self, gradient_steps: int, batch_size: int = 64) -> None:
         if not self._reads_histories():
@@ -58,7 +73,9 @@ class HistorySAC(SAC):
         for gradient_step in range(gradient_steps):
             data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)  # type: ignore[union-attr]
             discounts = data.discounts if data.discounts is not None else self.gamma
-            features, next_features, critic_features, target_features = self._encode(data.observations, data.next_observations)
+            encoder = _encoder(self.actor)
+            obs, steps = encoder.transitions(data.observations.float())
+            features, next_features, critic_features, target_features = self._encode(obs, steps, *encoder.transitions(data.next_observations.float()))
             actions_pi, log_prob = self._actor_action_log_prob(features)
             log_prob = log_prob.reshape(-1, 1)
             ent_coef = self._update_ent_coef(log_prob, logs)
@@ -72,20 +89,19 @@ class HistorySAC(SAC):
             current_q_values = self._q_values(self.critic, critic_features, data.actions)
             critic_loss = 0.5 * sum(F.mse_loss(current_q, target_q_values) for current_q in current_q_values)
             assert isinstance(critic_loss, th.Tensor)
-
-            # The actor's loss on the critic before its step, frozen, so one backward pass serves both losses.
-            self.critic.requires_grad_(False)
-            q_values_pi = th.cat(self._q_values(self.critic, critic_features.detach(), actions_pi), dim=1)
-            self.critic.requires_grad_(True)
-            min_qf_pi, _ = th.min(q_values_pi, dim=1, keepdim=True)
-            actor_loss = (ent_coef * log_prob - min_qf_pi).mean()
             logs["critic_loss"].append(critic_loss.item())
+            if self.actor_loss_before_critic_step:  # one backward pass serves both losses
+                actor_loss = self._actor_loss(critic_features.detach(), actions_pi, log_prob, ent_coef)
+                _step((self.critic, self.actor), critic_loss + actor_loss)
+            else:  # SB3's order: the critic's features of h again, by the stepped critic
+                # The actor's loss backpropagates through the same recurrence: one recurrence forward fewer than
+                # giving the critic its own (faster at 64-64, equal at 256-256: benchmarks/README.md).
+                _step((self.critic,), critic_loss, retain_graph=True)
+                with th.no_grad():
+                    stepped_critic_features = HistoryEncoder.features(obs, stacked_gru_final_state([_encoder(self.critic).gru_weights()], [steps])[0])
+                actor_loss = self._actor_loss(stepped_critic_features, actions_pi, log_prob, ent_coef)
+                _step((self.actor,), actor_loss)
             logs["actor_loss"].append(actor_loss.item())
-            self.critic.optimizer.zero_grad()
-            self.actor.optimizer.zero_grad()
-            (critic_loss + actor_loss).backward()
-            self.critic.optimizer.step()
-            self.actor.optimizer.step()
 
             if gradient_step % self.target_update_interval == 0:
                 with th.no_grad():  # SB3's polyak_update as one operation instead of two per tensor
@@ -98,6 +114,13 @@ class HistorySAC(SAC):
             if values:
                 self.logger.record(f"train/{key}", np.mean(values))
 
+    def _actor_loss(self, critic_features: th.Tensor, actions_pi: th.Tensor, log_prob: th.Tensor, ent_coef: th.Tensor) -> th.Tensor:
+        """SAC's actor loss on the critic's (detached) features, the critic frozen: no gradient reaches its weights."""
+        self.critic.requires_grad_(False)
+        min_qf_pi, _ = th.min(th.cat(self._q_values(self.critic, critic_features, actions_pi), dim=1), dim=1, keepdim=True)
+        self.critic.requires_grad_(True)
+        return (ent_coef * log_prob - min_qf_pi).mean()
+
     def _reads_histories(self) -> bool:
         """Whether the actor, critic and target critic each have their own history features extractor."""
         extractors = [net.features_extractor for net in (self.actor, self.critic, self.critic_target)]
@@ -107,16 +130,17 @@ class HistorySAC(SAC):
             and not self.use_sde
         )
 
-    def _encode(self, histories: th.Tensor, next_histories: th.Tensor) -> tuple[th.Tensor, ...]:
+    def _encode(self, obs: th.Tensor, steps: th.Tensor, next_obs: th.Tensor, next_steps: th.Tensor) -> tuple[th.Tensor, ...]:
         """
-        :return: the actor's features of ``histories`` and ``next_histories``, the critic's of ``histories`` and the
-            target critic's of ``next_histories`` (those of ``next_histories`` without gradient)
+        :param obs: current observations of ``h`` (:meth:`~m3po_sb3.HistoryEncoder.transitions`)
+        :param steps: the steps of ``h``
+        :param next_obs: current observations of ``h'``
+        :param next_steps: the steps of ``h'``
+        :return: the actor's features of ``h`` and ``h'``, the critic's of ``h`` and the target critic's of ``h'``
+            (those of ``h'`` without gradient)
         """
-        encoder = _encoder(self.actor)
-        obs, steps = encoder.transitions(histories.float())
-        next_obs, next_steps = encoder.transitions(next_histories.float())
-        actor, critic = encoder.gru_weights(), _encoder(self.critic).gru_weights()
-        actor_next, target = encoder.gru_weights(detach=True), _encoder(self.critic_target).gru_weights(detach=True)  # used without gradients
+        actor, critic = _encoder(self.actor).gru_weights(), _encoder(self.critic).gru_weights()
+        actor_next, target = _encoder(self.actor).gru_weights(detach=True), _encoder(self.critic_target).gru_weights(detach=True)  # used without gradients
         states = stacked_gru_final_state([actor, actor_next, critic, target], [steps, next_steps, steps, next_steps])
         return tuple(HistoryEncoder.features(current, state) for current, state in zip((obs, next_obs, obs, next_obs), states))
 
@@ -150,3 +174,12 @@ class HistorySAC(SAC):
 
 def _encoder(network: Any) -> HistoryEncoder:
     return network.features_extractor.encoder
+
+
+def _step(networks: tuple[Any, ...], loss: th.Tensor, retain_graph: bool = False) -> None:
+    """One optimizer step of each of ``networks`` on the gradient of ``loss``."""
+    for network in networks:
+        network.optimizer.zero_grad()
+    loss.backward(retain_graph=retain_graph)
+    for network in networks:
+        network.optimizer.step()

@@ -118,6 +118,9 @@ class M3PO(HistorySAC):
         ``learned_rewards=False``, but for one term). Why: on fwd-bwd the learned reward misses most of the
         control cost, which is small next to the reward's task-dependent part (benchmarks/README.md)
     :param history_length: ``L`` when ``env`` is an id; for a given env, if set, it must match the env's
+    :param actor_loss_before_critic_step: SAC's update order (:class:`~m3po_sb3.HistorySAC`): ``False``, SB3's
+        (the actor's loss on the stepped critic); ``True``, the actor's loss on the critic before its step, as
+        softlearning's SAC (MBPO, M3PO's code) and rlkit's (PEARL) order it: faster, learning effect not settled
     :param ent_coef: SAC's entropy coefficient (``"auto"`` learns it)
     :param target_update_interval: gradient steps between target critic updates
     :param target_entropy: target entropy when learning ``ent_coef``
@@ -158,6 +161,7 @@ class M3PO(HistorySAC):
         real_ratio: float = 0.0,
         known_action_reward: bool = False,
         history_length: int | None = None,
+        actor_loss_before_critic_step: bool = False,
         ent_coef: str | float = "auto",
         target_update_interval: int = 1,
         target_entropy: str | float = "auto",
@@ -194,6 +198,7 @@ class M3PO(HistorySAC):
             verbose=verbose,
             seed=seed,
             device=device,
+            actor_loss_before_critic_step=actor_loss_before_critic_step,
             _init_setup_model=False,
         )
         self.env_buffer_size = env_buffer_size

@@ -64,6 +64,7 @@ OVERRIDABLE = (
     "hybrid_schedule",
     "real_ratio",
     "known_action_reward",
+    "actor_loss_before_critic_step",
 )
 # What a run folder gets (beside config.json and status.json); a new run refuses a folder holding any of them.
 RUN_FILES = ("model.zip", "best_model.zip", "eval.csv", "evaluations.npz", RANDOM_POLICY_CSV, "learning_curve.png", "diagnostics.csv")
@@ -134,6 +135,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="M3PO/M2PO: take the env's control cost as known (the model learns the rest of the reward)",
     )
+    parser.add_argument(
+        "--actor-loss-before-critic-step",
+        action="store_true",
+        default=None,
+        help="SAC-based agents: the actor's loss on the critic before its step (softlearning's and rlkit's order; "
+        "faster, learning effect not settled); default SB3's order",
+    )
     parser.add_argument("--eval-freq", type=int, default=None, help="env steps between evaluations (default: E)")
     parser.add_argument("--eval-episodes", type=int, default=5, help="episodes per evaluation (the paper: 50)")
     parser.add_argument("--save-freq", type=int, default=None, help=f"env steps between checkpoints (default: {DEFAULT_SAVE_EPOCHS} epochs; 0: only on Ctrl-C)")
@@ -179,6 +187,7 @@ def make_agent(
         tensorboard_log=tensorboard_log,
         seed=seed,
         device=device,
+        actor_loss_before_critic_step=config.get("actor_loss_before_critic_step", False),
     )
     if algo in ("sac", "oracle"):
         return HistorySAC("MlpPolicy", env, buffer_size=config["env_buffer_size"], **common)
@@ -241,6 +250,8 @@ def run_settings(args: argparse.Namespace) -> dict[str, Any]:
         ("--model-patience", args.model_patience is not None),
         ("--calibrate-model", args.calibrate_model),
     )
+    if args.actor_loss_before_critic_step and args.algo in ("pearl", "rl2"):
+        raise UsageError(f"--actor-loss-before-critic-step is for the SAC-based agents, not --algo {args.algo}")
     for flag, given in model_flags:
         if given and args.algo not in ("m3po", "m2po", "m3po-h"):
             raise UsageError(f"{flag} is for the model-based agents (m3po, m2po, m3po-h), not --algo {args.algo}")

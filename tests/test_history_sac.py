@@ -135,16 +135,32 @@ def sgd_history_policy(env: HistoryObservation) -> dict:
 
 
 @pytest.mark.parametrize("env_id", ["HalfCheetahFwdBwd-v0", "Pendulum-v1"])
-def test_history_sac_update_is_sacs_with_the_actor_loss_before_the_critic_step(env_id):
-    sb3, ours = filled_agents(ActorLossBeforeCriticStepSAC, HistorySAC, env_id, sgd_history_policy)
+@pytest.mark.parametrize(
+    "actor_loss_before_critic_step, reference_class",
+    [(True, ActorLossBeforeCriticStepSAC), (False, SAC)],
+    ids=["actor loss before the critic step", "SB3's order: SAC.train"],
+)
+def test_history_sac_update_is_the_reference_update(env_id, actor_loss_before_critic_step, reference_class):
+    def history_sac(*args, **kwargs):
+        return HistorySAC(*args, actor_loss_before_critic_step=actor_loss_before_critic_step, **kwargs)
+
+    reference, ours = filled_agents(reference_class, history_sac, env_id, sgd_history_policy)
     assert ours._reads_histories()
-    before = sb3.actor.mu.weight.detach().clone()
-    logs = [train_seeded(agent, gradient_steps=20) for agent in (sb3, ours)]
+    before = reference.actor.mu.weight.detach().clone()
+    logs = [train_seeded(agent, gradient_steps=20) for agent in (reference, ours)]
     for key in logs[0]:
         assert logs[1][key] == pytest.approx(logs[0][key], rel=1e-4, abs=1e-6), key
-    for (name, expected), got in zip(sb3.policy.state_dict().items(), ours.policy.state_dict().values()):
+    for (name, expected), got in zip(reference.policy.state_dict().items(), ours.policy.state_dict().values()):
         th.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5, msg=lambda m: f"{name}: {m}")
-    assert not th.allclose(sb3.actor.mu.weight, before)  # the updates did move the weights
+    assert not th.allclose(reference.actor.mu.weight, before)  # the updates did move the weights
+
+
+def test_the_update_order_is_saved_with_the_agent(tmp_path):
+    env = HistoryObservation(gym.make("Pendulum-v1"), history_length=4)
+    agent = HistorySAC("MlpPolicy", env, policy_kwargs=history_policy_kwargs(env.history_layout, net_arch=(8,)), actor_loss_before_critic_step=True)
+    agent.save(tmp_path / "agent")
+    assert HistorySAC.load(tmp_path / "agent").actor_loss_before_critic_step is True
+    assert HistorySAC.load(tmp_path / "agent", actor_loss_before_critic_step=False).actor_loss_before_critic_step is False  # SB3's load kwargs
 
 
 def test_other_policies_get_sb3_update_exactly():

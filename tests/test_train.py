@@ -38,6 +38,7 @@ TINY = [
 def test_cli_writes_model_evaluations_curve_and_config(tmp_path, capsys, algo, extra, agent_class):
     agent = main([*TINY, "--algo", algo, "--out", str(tmp_path), "--seed", "3", *extra])
     assert type(agent) is agent_class and agent.num_timesteps == 40
+    assert agent.actor_loss_before_critic_step is False  # SB3's update order unless asked
     for name in ("model.zip", "best_model.zip", "eval.csv", "random_policy.csv", "learning_curve.png", "config.json"):
         assert (tmp_path / name).stat().st_size > 0, name
     curve = read_eval_csv(tmp_path / "eval.csv")
@@ -97,6 +98,7 @@ def test_runs_are_numbered_in_the_log_folder_and_an_existing_out_is_refused(tmp_
         ([*TINY, "--algo", "sac", "--model-patience", "20"], "--model-patience is for the model-based agents"),
         ([*TINY, "--model-patience", "0"], "--model-patience must be >= 1 epoch, got 0"),
         ([*TINY, "--algo", "sac", "--calibrate-model"], "--calibrate-model is for the model-based agents"),
+        ([*TINY, "--algo", "pearl", "--actor-loss-before-critic-step"], "--actor-loss-before-critic-step is for the SAC-based agents"),
         (["--resume", "nowhere"], "nowhere is not a run folder"),
     ],
 )
@@ -123,7 +125,7 @@ def test_m3po_h_needs_a_beta_schedule(tmp_path):
 def test_env_kwargs_tensorboard_and_a_trained_agent_to_start_from(tmp_path):
     first = main(
         [*TINY, "--out", str(tmp_path / "a"), "--env-kwargs", "g:5.0", "--tensorboard-log", str(tmp_path / "tb"), "--verbose", "0", "--real-ratio", "0.25"]
-        + ["--model-patience", "7", "--calibrate-model"]
+        + ["--model-patience", "7", "--calibrate-model", "--actor-loss-before-critic-step"]
     )
     assert first.get_env().get_attr("g")[0] == 5.0 and first.real_ratio == 0.25
     # The patience reaches every model fit: the fits of this short run stopped 7 epochs after their last gain.
@@ -132,6 +134,7 @@ def test_env_kwargs_tensorboard_and_a_trained_agent_to_start_from(tmp_path):
     assert first.dynamics_model.logvar_offset.any()
     config = json.loads((tmp_path / "a" / "config.json").read_text())
     assert config["env_kwargs"] == {"g": 5.0} and config["hyperparameters"]["real_ratio"] == 0.25
+    assert first.actor_loss_before_critic_step and config["hyperparameters"]["actor_loss_before_critic_step"]
     assert (tmp_path / "tb" / "M3PO_1").is_dir()  # named after the algorithm, not SAC_1
     # 20 steps: the warm-up only (random actions, no update), so the agent is still the one it started from
     second = main([*TINY, "--timesteps", "20", "--out", str(tmp_path / "b"), "-i", str(tmp_path / "a" / "model.zip"), "--verbose", "0"])
