@@ -21,6 +21,9 @@ the same); ``--fits`` picks one. Printed per seed: the mean and the median secon
 rows per epoch, immune to the machine's drifting speed), of the refits timed at ``--large`` over those at
 ``--small`` (target <= 2), and each sequence's last test NLL (target: capped within seed noise of uncapped).
 
+``--first-epoch-counts`` makes every fit of ``--run-schedule`` use MBPO's rule that a fit's first epoch counts as
+progress (``fit(first_epoch_counts=True)``: a warm refit never returns the weights it started from).
+
 ``--normalisers`` also measures what the target statistics do at a refit (issue 9): a model fit on the small
 set is refit on the large one with the targets' statistics kept (the default) or recomputed; printed: the
 previous weights' test NLL right after the statistics change, and the refit's.
@@ -108,16 +111,17 @@ def warm_refits(model: DynamicsModel, data: tuple[np.ndarray, ...], test: tuple[
 def main_run_schedule(args: argparse.Namespace, layout: HistoryLayout, test: tuple[np.ndarray, ...]) -> None:
     """``--run-schedule`` (module docstring)."""
     shared, after, timed = run_schedule(args.small, args.large, args.step)
+    rule = dict(first_epoch_counts=True) if args.first_epoch_counts else {}
     summaries: dict[str, list[float]] = {}
     pooled: dict[str, list[tuple[float, int]]] = {"small": [], "large": []}  # timed refits of all seeds
     for seed in args.seeds:
         _, data = collect_transitions(args.env, args.large, seed)
         model = new_model(layout, seed, args.hidden)
-        cost = warm_refits(model, data, test, shared, timed, seed, "shared  ")
+        cost = warm_refits(model, data, test, shared, timed, seed, "shared  ", **rule)
         uncapped = copy.deepcopy(model)
         line = []
         if "capped" in args.fits:
-            cost |= warm_refits(model, data, test, after, timed, seed, "capped  ")
+            cost |= warm_refits(model, data, test, after, timed, seed, "capped  ", **rule)
             at = {end: [cost[rows] for rows in sizes if rows in timed] for end, sizes in (("small", shared), ("large", after))}
             for end in at:
                 pooled[end] += at[end]
@@ -125,7 +129,7 @@ def main_run_schedule(args: argparse.Namespace, layout: HistoryLayout, test: tup
             nll_capped = model.nll(*test)
             line.append(summary(summaries, "NLL capped", nll_capped))
         if "uncapped" in args.fits:
-            warm_refits(uncapped, data, test, after, timed, seed, "uncapped", epoch_rows=None)
+            warm_refits(uncapped, data, test, after, timed, seed, "uncapped", epoch_rows=None, **rule)
             nll_uncapped = uncapped.nll(*test)
             line.append(summary(summaries, "NLL uncapped", nll_uncapped))
         if {"capped", "uncapped"} <= set(args.fits):
@@ -162,6 +166,7 @@ def main() -> None:
     parser.add_argument("--fits", nargs="+", choices=FITS, default=list(FITS), help="which fits to run")
     parser.add_argument("--run-schedule", action="store_true", help="warm refits on a growing D_env, as a run makes them")
     parser.add_argument("--step", type=int, default=10_000, help="rows between the untimed refits of --run-schedule")
+    parser.add_argument("--first-epoch-counts", action="store_true", help="--run-schedule: MBPO's rule, a fit's first epoch counts as progress")
     args = parser.parse_args()
     th.set_num_threads(args.threads)
 

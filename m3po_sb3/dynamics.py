@@ -286,6 +286,7 @@ class DynamicsModel(nn.Module):
         improvement_threshold: float = 0.01,
         min_epoch_rows: int = 2_560,
         epoch_rows: Optional[int] = 20_000,
+        first_epoch_counts: bool = False,
         calibrate: bool = False,
         rng: np.random.Generator,
     ) -> dict[str, Any]:
@@ -314,6 +315,9 @@ class DynamicsModel(nn.Module):
             split; default 10 minibatches of 256), so that the patience counts more than a few updates
         :param epoch_rows: cap on the rows of its bootstrap each member sees per epoch (a random window of it);
             ``None``: no cap. It bounds the cost of a fit as ``D_env`` grows
+        :param first_epoch_counts: count the first epoch as progress, so that the weights before this call are
+            never restored (MBPO's ``bnn.py``, whose snapshots start each fit at a loss of 1e10); default: they
+            compete with the epochs' (mbrl-lib's rule), and a warm refit whose epochs do not beat them keeps them
         :param calibrate: after training, shift each member's log-variance of each output by the log of its
             mean squared standardised error on the holdout (module docstring; the returned ``holdout_nll`` is then
             the calibrated model's, on the rows it was calibrated on); otherwise any earlier shift is dropped
@@ -339,6 +343,8 @@ class DynamicsModel(nn.Module):
 
         best_score, _ = self._evaluate(*holdout)
         curve = [best_score.tolist()]
+        if first_epoch_counts:
+            best_score = th.full_like(best_score, math.inf)
         best_state, best_epoch = copy.deepcopy(self.state_dict()), 0
         bootstrap = rng.integers(len(train[0]), size=(self.ensemble_size, len(train[0])))
         rows_per_epoch = max(len(train[0]), min_epoch_rows)

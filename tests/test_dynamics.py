@@ -211,6 +211,21 @@ def test_capped_epochs_ask_their_share_of_a_pass_gain(epoch_rows, min_epoch_rows
     assert info["epochs"] == expected_epochs
 
 
+@pytest.mark.parametrize("first_epoch_counts, expected_best_epoch", [(False, 0), (True, 1)])
+def test_a_refit_that_never_beats_its_starting_weights_keeps_them_unless_the_first_epoch_counts(first_epoch_counts, expected_best_epoch):
+    # Every epoch moves the weights and makes the held-out error worse. The default restores the weights the fit
+    # started from; MBPO's rule (its snapshots start at a loss of 1e10) keeps the first epoch's.
+    data = random_transitions(np.random.default_rng(0), 400)
+    model = DynamicsModel(LAYOUT, ensemble_size=2, hidden_units=8, device="cpu")
+    scores = iter([0.1 * epoch for epoch in range(100)])
+    model._evaluate = lambda *holdout: (th.full((2,), next(scores)), th.zeros(2))
+    model._train_epoch = lambda *args: model.ensemble[0].bias.data.add_(1.0)
+    start = model.ensemble[0].bias.detach().clone()
+    info = model.fit(*data, first_epoch_counts=first_epoch_counts, rng=np.random.default_rng(0))
+    assert info["best_epoch"] == expected_best_epoch and info["epochs"] == expected_best_epoch + 5
+    th.testing.assert_close(model.ensemble[0].bias, start + expected_best_epoch)
+
+
 def test_refit_keeps_target_statistics_and_updates_input_statistics():
     layout = HistoryLayout(obs_dim=3, act_dim=2, history_length=2)
     first, second = random_transitions(np.random.default_rng(0), 200, layout), random_transitions(np.random.default_rng(1), 200, layout)
