@@ -21,8 +21,9 @@ the same); ``--fits`` picks one. Printed per seed: the mean and the median secon
 rows per epoch, immune to the machine's drifting speed), of the refits timed at ``--large`` over those at
 ``--small`` (target <= 2), and each sequence's last test NLL (target: capped within seed noise of uncapped).
 
-``--first-epoch-counts`` makes every fit of ``--run-schedule`` use MBPO's rule that a fit's first epoch counts as
-progress (``fit(first_epoch_counts=True)``: a warm refit never returns the weights it started from).
+``--starting-weights-compete`` makes every fit of ``--run-schedule`` use the rule ``fit`` had until 2026-12-04
+(``first_epoch_counts=False``: a warm refit whose epochs do not beat the weights it started from returns them)
+instead of MBPO's (the first epoch counts as progress).
 
 ``--normalisers`` also measures what the target statistics do at a refit (issue 9): a model fit on the small
 set is refit on the large one with the targets' statistics kept (the default) or recomputed; printed: the
@@ -111,7 +112,7 @@ def warm_refits(model: DynamicsModel, data: tuple[np.ndarray, ...], test: tuple[
 def main_run_schedule(args: argparse.Namespace, layout: HistoryLayout, test: tuple[np.ndarray, ...]) -> None:
     """``--run-schedule`` (module docstring)."""
     shared, after, timed = run_schedule(args.small, args.large, args.step)
-    rule = dict(first_epoch_counts=True) if args.first_epoch_counts else {}
+    rule = dict(first_epoch_counts=False) if args.starting_weights_compete else {}
     summaries: dict[str, list[float]] = {}
     pooled: dict[str, list[tuple[float, int]]] = {"small": [], "large": []}  # timed refits of all seeds
     for seed in args.seeds:
@@ -166,7 +167,9 @@ def main() -> None:
     parser.add_argument("--fits", nargs="+", choices=FITS, default=list(FITS), help="which fits to run")
     parser.add_argument("--run-schedule", action="store_true", help="warm refits on a growing D_env, as a run makes them")
     parser.add_argument("--step", type=int, default=10_000, help="rows between the untimed refits of --run-schedule")
-    parser.add_argument("--first-epoch-counts", action="store_true", help="--run-schedule: MBPO's rule, a fit's first epoch counts as progress")
+    parser.add_argument(
+        "--starting-weights-compete", action="store_true", help="--run-schedule: fit(first_epoch_counts=False), the rule before 2026-12-04"
+    )
     args = parser.parse_args()
     th.set_num_threads(args.threads)
 

@@ -160,10 +160,10 @@ def test_fit_stops_by_mbpo_patience_rule_restores_last_improvement_and_picks_eli
     info = model.fit(*data, holdout_ratio=0.5, batch_size=8, epoch_rows=None, rng=np.random.default_rng(1))
     curve = np.array(info["holdout_curve"])
     assert curve.shape == (info["epochs"] + 1, 4)
-    # MBPO's rule: an epoch counts if some member's held-out error fell by more than 1 % of its best so far
-    # (the curve holds the log of the errors).
-    best, last_improvement = curve[0].copy(), 0
-    for epoch in range(1, len(curve)):
+    # MBPO's rule: the first epoch counts, then an epoch counts if some member's held-out error fell by more than
+    # 1 % of its best so far (the curve holds the log of the errors).
+    best, last_improvement = curve[1].copy(), 1
+    for epoch in range(2, len(curve)):
         improved = np.exp(curve[epoch] - best) < 0.99
         if improved.any():
             best[improved], last_improvement = curve[epoch][improved], epoch
@@ -207,14 +207,15 @@ def test_capped_epochs_ask_their_share_of_a_pass_gain(epoch_rows, min_epoch_rows
     scores = iter([-0.0015 * min(epoch, 30) for epoch in range(100)])
     model._evaluate = lambda *holdout: (th.full((2,), next(scores)), th.zeros(2))
     model._train_epoch = lambda *args: None
-    info = model.fit(*data, holdout_ratio=0.5, max_holdout=50, epoch_rows=epoch_rows, min_epoch_rows=min_epoch_rows, rng=np.random.default_rng(0))
+    fit = dict(holdout_ratio=0.5, max_holdout=50, epoch_rows=epoch_rows, min_epoch_rows=min_epoch_rows, rng=np.random.default_rng(0))
+    info = model.fit(*data, first_epoch_counts=False, **fit)  # gains counted from the error before the fit
     assert info["epochs"] == expected_epochs
 
 
-@pytest.mark.parametrize("first_epoch_counts, expected_best_epoch", [(False, 0), (True, 1)])
-def test_a_refit_that_never_beats_its_starting_weights_keeps_them_unless_the_first_epoch_counts(first_epoch_counts, expected_best_epoch):
-    # Every epoch moves the weights and makes the held-out error worse. The default restores the weights the fit
-    # started from; MBPO's rule (its snapshots start at a loss of 1e10) keeps the first epoch's.
+@pytest.mark.parametrize("first_epoch_counts, expected_best_epoch", [(True, 1), (False, 0)])
+def test_a_refit_keeps_its_first_epoch_unless_asked_to_let_the_starting_weights_compete(first_epoch_counts, expected_best_epoch):
+    # Every epoch moves the weights and makes the held-out error worse. MBPO's rule (the default; its snapshots
+    # start at a loss of 1e10) keeps the first epoch's weights; first_epoch_counts=False restores the starting ones.
     data = random_transitions(np.random.default_rng(0), 400)
     model = DynamicsModel(LAYOUT, ensemble_size=2, hidden_units=8, device="cpu")
     scores = iter([0.1 * epoch for epoch in range(100)])
