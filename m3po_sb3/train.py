@@ -244,17 +244,18 @@ def run_settings(args: argparse.Namespace) -> dict[str, Any]:
         if args.history_length not in (None, 1) or args.diagnostics:
             raise UsageError("--algo rl2 sees the last step only (history length 1) and has no diagnostics (they need a replay buffer)")
         config["history_length"] = 1
-    model_flags = (
-        ("--known-action-reward", args.known_action_reward),
-        ("--real-ratio", args.real_ratio is not None),
-        ("--model-patience", args.model_patience is not None),
-        ("--calibrate-model", args.calibrate_model),
+    model_based, sac_based = ("m3po", "m2po", "m3po-h"), ("sac", "oracle", "m3po", "m2po", "m3po-h")
+    agent_flags = (  # flag, whether given, the agents it is for
+        ("--known-action-reward", args.known_action_reward, model_based),
+        ("--real-ratio", args.real_ratio is not None, model_based),
+        ("--model-patience", args.model_patience is not None, model_based),
+        ("--calibrate-model", args.calibrate_model, model_based),
+        ("--actor-loss-before-critic-step", args.actor_loss_before_critic_step, sac_based),
     )
-    if args.actor_loss_before_critic_step and args.algo in ("pearl", "rl2"):
-        raise UsageError(f"--actor-loss-before-critic-step is for the SAC-based agents, not --algo {args.algo}")
-    for flag, given in model_flags:
-        if given and args.algo not in ("m3po", "m2po", "m3po-h"):
-            raise UsageError(f"{flag} is for the model-based agents (m3po, m2po, m3po-h), not --algo {args.algo}")
+    for flag, given, algos in agent_flags:
+        if given and args.algo not in algos:
+            kind = "model-based" if algos is model_based else "SAC-based"
+            raise UsageError(f"{flag} is for the {kind} agents ({', '.join(algos)}), not --algo {args.algo}")
     fit_options: dict[str, Any] = {}
     if args.model_patience is not None:
         if args.model_patience < 1:
