@@ -2,9 +2,10 @@
 
     python benchmarks/bench_pearl.py [--env HalfCheetahFwdBwd-v0] [--threads 1] [--gradient-steps 20] [--repeats 9]
 
-All agents: batch 256, L = 10 histories, actor and critic MLPs of 400-400 swish units (Table 2). History-SAC and
-M3PO condition them on a GRU of 5 units over the history (M3PO's update is history-SAC's, on D_model instead of
-the real data); PEARL on ``(o, z)`` from its context encoder (3 × 200 ReLU, oyster's) over the same window.
+All agents: batch 256, L = 10 histories, actor and critic MLPs of 400-400 swish units (Table 2). History-SAC
+(``HistorySAC``, the ``--algo sac`` baseline) and M3PO, both in SB3's update order (their default), condition
+them on a GRU of 5 units over the history (M3PO's update is history-SAC's, on D_model instead of the real
+data); PEARL on ``(o, z)`` from its context encoder (3 × 200 ReLU, oyster's) over the same window.
 A second PEARL line uses oyster's own actor and critic sizes (3 × 300 ReLU). After a warm-up of random steps
 (and, for M3PO, one model fit and one batch of rollouts), rounds of ``G`` updates of each agent are timed in
 turn, alternating the order, so all see the same machine load; the medians per update and their ratios are
@@ -20,7 +21,7 @@ import torch as th
 from stable_baselines3 import SAC
 
 import meta_mujoco_envs  # noqa: F401  (registers the envs)
-from m3po_sb3 import M3PO, PEARL, HistoryObservation, history_policy_kwargs
+from m3po_sb3 import M3PO, PEARL, HistoryObservation, HistorySAC, history_policy_kwargs
 
 HISTORY_LENGTH = 10
 NET_ARCH = (400, 400)
@@ -33,7 +34,7 @@ def build_agents(env_id: str, warmup: int) -> dict[str, SAC]:
     common = dict(batch_size=BATCH_SIZE, learning_starts=warmup, gradient_steps=1, seed=0, device="cpu")
     same_size = dict(net_arch=list(NET_ARCH), activation_fn=th.nn.SiLU)
     agents: dict[str, SAC] = {
-        "history-SAC": SAC(
+        "history-SAC": HistorySAC(
             "MlpPolicy", HistoryObservation(gym.make(env_id), HISTORY_LENGTH), policy_kwargs=history_policy_kwargs(layout), **common
         ),
         "M3PO": M3PO(

@@ -330,9 +330,7 @@ class DynamicsModel(nn.Module):
         """
         tensors = self._as_tensors(histories, actions, next_obs, rewards)
         n = len(tensors[0])
-        n_holdout = min(int(n * holdout_ratio), max_holdout)
-        if not 0 < n_holdout < n:
-            raise ValueError(f"holdout_ratio={holdout_ratio} leaves no holdout or no training data for {n} transitions")
+        n_holdout, rows_per_epoch = fit_sizes(n, holdout_ratio, max_holdout, min_epoch_rows, epoch_rows)
         permutation = th.as_tensor(rng.permutation(n), device=self.device)
         holdout = [x[permutation[:n_holdout]] for x in tensors]
         train = [x[permutation[n_holdout:]] for x in tensors]
@@ -348,8 +346,6 @@ class DynamicsModel(nn.Module):
             best_score = th.full_like(best_score, math.inf)
         best_state, best_epoch = copy.deepcopy(self.state_dict()), 0
         bootstrap = rng.integers(len(train[0]), size=(self.ensemble_size, len(train[0])))
-        rows_per_epoch = max(len(train[0]), min_epoch_rows)
-        rows_per_epoch = rows_per_epoch if epoch_rows is None else min(rows_per_epoch, epoch_rows)
         pass_fraction = min(1.0, rows_per_epoch / len(train[0]))
         min_gain = -math.log(1.0 - improvement_threshold) * pass_fraction
         epoch = 0
@@ -467,6 +463,20 @@ class DynamicsModel(nn.Module):
     def _nll(self, histories: th.Tensor, actions: th.Tensor, targets: th.Tensor) -> th.Tensor:
         """The elite members' mean NLL of each output (:meth:`nll`), shape ``(target_dim,)``."""
         return self._evaluate(histories, actions, targets)[1][self.elites].mean(dim=0)
+
+
+def fit_sizes(
+    n: int, holdout_ratio: float, max_holdout: int, min_epoch_rows: int, epoch_rows: Optional[int]
+) -> tuple[int, int]:
+    """
+    The held-out rows and the rows each member trains on per epoch of ``DynamicsModel.fit`` on ``n`` transitions
+    (its parameters of the same names), so that a cost model of the fits (benchmarks/bench_wall_time.py) follows it.
+    """
+    n_holdout = min(int(n * holdout_ratio), max_holdout)
+    if not 0 < n_holdout < n:
+        raise ValueError(f"holdout_ratio={holdout_ratio} leaves no holdout or no training data for {n} transitions")
+    rows_per_epoch = max(n - n_holdout, min_epoch_rows)
+    return n_holdout, rows_per_epoch if epoch_rows is None else min(rows_per_epoch, epoch_rows)
 
 
 def _epoch_order(bootstrap: np.ndarray, rows: int, rng: np.random.Generator) -> np.ndarray:

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch as th
 
-from m3po_sb3.dynamics import DynamicsModel, EnsembleLinear, MetaDynamicsModel
+from m3po_sb3.dynamics import DynamicsModel, EnsembleLinear, MetaDynamicsModel, fit_sizes
 from m3po_sb3.history import HistoryLayout
 from hidden_task_systems import SYSTEMS, hidden_task_data
 
@@ -195,6 +195,10 @@ def test_holdout_is_capped_and_an_epoch_is_a_fixed_number_of_rows():
         floor_kwargs = {} if floor is None else dict(min_epoch_rows=floor)
         info = model.fit(*data, max_epochs=3, epoch_rows=epoch_rows, **floor_kwargs, **fit)
         assert sum(batches) == 3 * expected and max(batches) == 10 and info["rows_per_epoch"] == expected
+        # The sizes a cost model of the fits reads (benchmarks/bench_wall_time.py) are the fit's.
+        assert fit_sizes(400, 0.5, 50, 2560 if floor is None else floor, epoch_rows) == (50, expected)
+    with pytest.raises(ValueError, match="holdout_ratio=0.001 leaves no holdout"):
+        model.fit(*data, **dict(fit, holdout_ratio=0.001))
 
 
 @pytest.mark.parametrize("epoch_rows, min_epoch_rows, expected_epochs", [(100, 1, 35), (None, 1, 5), (None, 700, 5)])
