@@ -59,6 +59,18 @@ class AntHealthRule:
         return ~(np.isfinite(next_obs).all(axis=1) & (low <= z) & (z <= high))
 
 
+class HumanoidHealthRule:
+    """Mixin for the Humanoid envs: ``termination_fn`` applies ``Humanoid-v5``'s health rule to a batch."""
+
+    def termination_fn(self, next_obs: np.ndarray) -> np.ndarray:
+        """``Humanoid-v5``'s rule on a batch of observations: ``min_z < z < max_z``."""
+        if not self._terminate_when_unhealthy:
+            return super().termination_fn(next_obs)
+        z = next_obs[:, _healthy_z_index(self)]
+        low, high = self._healthy_z_range
+        return ~((low < z) & (z < high))
+
+
 class HalfCheetahFwdBwdEnv(DirectionTaskEnv, HalfCheetahEnv):
     """
     ## Description
@@ -157,7 +169,7 @@ class AntFwdBwdEnv(AntHealthRule, DirectionTaskEnv, AntEnv):
     """
 
 
-class HumanoidDirecEnv(DirectionTaskEnv, HumanoidEnv):
+class HumanoidDirecEnv(HumanoidHealthRule, DirectionTaskEnv, HumanoidEnv):
     """
     ## Description
     Gymnasium's ``Humanoid-v5`` must walk along +x or -x; the direction is hidden and redrawn every
@@ -196,11 +208,3 @@ class HumanoidDirecEnv(DirectionTaskEnv, HumanoidEnv):
       that name them; a warning when the registered time limit sees fewer than 2 switches.
     * v0: initial version, on ``Humanoid-v5``.
     """
-
-    def termination_fn(self, next_obs: np.ndarray) -> np.ndarray:
-        """``Humanoid-v5``'s rule on a batch of observations: ``min_z < z < max_z``."""
-        if not self._terminate_when_unhealthy:
-            return super().termination_fn(next_obs)
-        z = next_obs[:, _healthy_z_index(self)]
-        low, high = self._healthy_z_range
-        return ~((low < z) & (z < high))

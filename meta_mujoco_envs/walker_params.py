@@ -18,7 +18,20 @@ DEFAULT_SCALE_RANGE = (1.5**-3, 1.5**3)
 TASK_KEYS = ("torso_mass_scale", "friction_scale")
 
 
-class Walker2dRandomParamsEnv(NonStationaryTaskEnv, Walker2dEnv):
+class Walker2dHealthRule:
+    """Mixin for the Walker2d envs: ``termination_fn`` applies ``Walker2d-v5``'s health rule to a batch."""
+
+    def termination_fn(self, next_obs: np.ndarray) -> np.ndarray:
+        """``Walker2d-v5``'s rule on a batch of observations: ``min_z < z < max_z`` and ``min_a < angle < max_a``."""
+        if not self._terminate_when_unhealthy:
+            return super().termination_fn(next_obs)
+        first = 1 - self.observation_structure["skipped_qpos"]  # observation index of qpos[1] (height)
+        z, angle = next_obs[:, first], next_obs[:, first + 1]
+        (z_low, z_high), (a_low, a_high) = self._healthy_z_range, self._healthy_angle_range
+        return ~((z_low < z) & (z < z_high) & (a_low < angle) & (angle < a_high))
+
+
+class Walker2dRandomParamsEnv(Walker2dHealthRule, NonStationaryTaskEnv, Walker2dEnv):
     """
     ## Description
     Gymnasium's ``Walker2d-v5`` must walk forward while its torso mass and the ground friction change:
@@ -122,12 +135,3 @@ class Walker2dRandomParamsEnv(NonStationaryTaskEnv, Walker2dEnv):
 
     def task_features(self, task: Task) -> np.ndarray:
         return np.log([task[key] for key in TASK_KEYS])
-
-    def termination_fn(self, next_obs: np.ndarray) -> np.ndarray:
-        """``Walker2d-v5``'s rule on a batch of observations: ``min_z < z < max_z`` and ``min_a < angle < max_a``."""
-        if not self._terminate_when_unhealthy:
-            return super().termination_fn(next_obs)
-        first = 1 - self.observation_structure["skipped_qpos"]  # observation index of qpos[1] (height)
-        z, angle = next_obs[:, first], next_obs[:, first + 1]
-        (z_low, z_high), (a_low, a_high) = self._healthy_z_range, self._healthy_angle_range
-        return ~((z_low < z) & (z < z_high) & (a_low < angle) & (angle < a_high))
