@@ -38,19 +38,20 @@ for _env_id, (_entry_point, _max_steps) in _ENVS.items():
     register(id=_env_id, entry_point=_entry_point, max_episode_steps=_max_steps)
 
 # The classic meta-RL suite (PEARL's, VariBAD's, rand_param_envs' tasks): one task per episode by default, as the
-# originals, and their 200-step horizon; ``task_switch_seconds=...`` switches tasks inside the episode.
+# originals, and PEARL's horizons; ``task_switch_seconds=...`` switches tasks inside the episode.
 _CLASSIC_ENVS = {
-    "HalfCheetahVel-v0": "meta_mujoco_envs.classic_cheetah:HalfCheetahVelEnv",
-    "HalfCheetahDir-v0": "meta_mujoco_envs.classic_cheetah:HalfCheetahDirEnv",
-    "AntDir-v0": "meta_mujoco_envs.classic_ant:AntDirEnv",
-    "AntGoal-v0": "meta_mujoco_envs.classic_ant:AntGoalEnv",
-    "HumanoidDir-v0": "meta_mujoco_envs.classic_humanoid:HumanoidDirEnv",
-    "HopperRandParams-v0": "meta_mujoco_envs.rand_params:HopperRandParamsEnv",
-    "Walker2dRandParams-v0": "meta_mujoco_envs.rand_params:Walker2dRandParamsEnv",
+    "HalfCheetahVel-v0": ("meta_mujoco_envs.classic_cheetah:HalfCheetahVelEnv", 200),
+    "HalfCheetahDir-v0": ("meta_mujoco_envs.classic_cheetah:HalfCheetahDirEnv", 200),
+    "AntDir-v0": ("meta_mujoco_envs.classic_ant:AntDirEnv", 200),
+    "AntGoal-v0": ("meta_mujoco_envs.classic_ant:AntGoalEnv", 200),
+    "HumanoidDir-v0": ("meta_mujoco_envs.classic_humanoid:HumanoidDirEnv", 200),
+    "HopperRandParams-v0": ("meta_mujoco_envs.rand_params:HopperRandParamsEnv", 200),
+    "Walker2dRandParams-v0": ("meta_mujoco_envs.rand_params:Walker2dRandParamsEnv", 200),
+    "PointRobot-v0": ("meta_mujoco_envs.point_robot:PointRobotEnv", 20),
+    "SparsePointRobot-v0": ("meta_mujoco_envs.point_robot:SparsePointRobotEnv", 20),
 }
-CLASSIC_HORIZON = 200
 CLASSIC_ENV_IDS = tuple(_CLASSIC_ENVS)
 __all__.append("CLASSIC_ENV_IDS")
 
-for _env_id, _entry_point in _CLASSIC_ENVS.items():
-    register(id=_env_id, entry_point=_entry_point, max_episode_steps=CLASSIC_HORIZON)
+for _env_id, (_entry_point, _max_steps) in _CLASSIC_ENVS.items():
+    register(id=_env_id, entry_point=_entry_point, max_episode_steps=_max_steps)

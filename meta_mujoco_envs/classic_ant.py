@@ -12,7 +12,7 @@ from gymnasium.envs.mujoco.ant_v5 import AntEnv
 
 from meta_mujoco_envs.base import Task
 from meta_mujoco_envs.checks import check_task_keys, is_real, real_array
-from meta_mujoco_envs.classic_suite import ClassicTaskEnv
+from meta_mujoco_envs.classic_suite import ClassicTaskEnv, check_goal
 from meta_mujoco_envs.direction import AntHealthRule
 
 
@@ -196,12 +196,7 @@ class AntGoalEnv(ClassicTaskEnv, AntEnv):
         return {"goal": (radius * math.cos(angle), radius * math.sin(angle))}
 
     def _validate_task(self, task: Any) -> Task:
-        check_task_keys(task, ("goal",))
-        goal = task["goal"]
-        values = real_array("task['goal']", goal)
-        if values.shape != (2,) or not np.isfinite(values).all():
-            raise ValueError(f"task['goal'] must be 2 finite numbers (x, y), got {goal!r}")
-        return {"goal": (float(values[0]), float(values[1]))}
+        return {"goal": check_goal(task)}
 
     def _apply_task(self) -> None:
         self._goal = np.array(self._task["goal"])  # read by _get_rew; nothing in the MuJoCo model changes

@@ -17,6 +17,7 @@ import numpy as np
 from gymnasium import utils
 
 from meta_mujoco_envs.base import NonStationaryTaskEnv, Task
+from meta_mujoco_envs.checks import check_task_keys, real_array
 
 PEARL_SEED = 1337  # the seed PEARL's cheetah-vel and point robots set before drawing their task lists
 
@@ -44,6 +45,15 @@ def pearl_sparse_point_robot_goals(n_tasks: int = 100) -> list[Task]:
     goals = np.stack([np.cos(angles), np.sin(angles)], axis=1)
     np.random.RandomState(PEARL_SEED).shuffle(goals)
     return [{"goal": (float(x), float(y))} for x, y in goals]
+
+
+def check_goal(task: Any) -> tuple[float, float]:
+    """The goal of a ``{"goal": (x, y)}`` task as two floats; a ``ValueError`` naming what is wrong otherwise."""
+    check_task_keys(task, ("goal",))
+    values = real_array("task['goal']", task["goal"])
+    if values.shape != (2,) or not np.isfinite(values).all():
+        raise ValueError(f"task['goal'] must be 2 finite numbers (x, y), got {task['goal']!r}")
+    return float(values[0]), float(values[1])
 
 
 def _train_test(make_list: Callable[[int], list[Task]], n_train: int, n_test: int) -> dict[str, Callable[[], list]]:
