@@ -86,10 +86,9 @@ class ClassicTaskEnv(NonStationaryTaskEnv):
     NAMED_TASK_SETS: dict[str, Callable[[], list[Task]]] = {}
 
     def __init__(self, tasks: Sequence[Task] | str | None = None, task_switch_seconds: float | None = None, **kwargs: Any):
-        self._task_set = self._named_or_listed_tasks(tasks)  # checked one by one once the model exists
+        self._task_set = self._named_or_listed_tasks(tasks)  # checked at the first draw, once the model exists
+        self._task_set_checked = False
         super().__init__(task_switch_seconds=task_switch_seconds, **kwargs)
-        if self._task_set is not None:
-            self._task_set = tuple(self._checked_set_task(i, task) for i, task in enumerate(self._task_set))
         utils.EzPickle.__init__(self, tasks=tasks, task_switch_seconds=task_switch_seconds, **kwargs)
 
     @property
@@ -118,6 +117,9 @@ class ClassicTaskEnv(NonStationaryTaskEnv):
 
     def _draw_task(self, rng: np.random.Generator) -> Task:
         if self._task_set is not None:
+            if not self._task_set_checked:
+                self._task_set = tuple(self._checked_set_task(i, task) for i, task in enumerate(self._task_set))
+                self._task_set_checked = True
             return self._task_set[int(rng.integers(len(self._task_set)))]
         return self._sample_task(rng)
 

@@ -106,7 +106,7 @@ class PointRobotEnv(ClassicTaskEnv, PointRobot):
     ``Box(-inf, inf, (2,), float64)``: the position; with ``task_in_obs=True`` two more entries, the goal.
 
     ## Rewards
-    ``reward = -||position - goal||_2`` after the move (``info["reward_dense"]`` too).
+    ``reward = -||position - goal||_2`` after the move (``info["reward_distance"]``; ``info["distance_to_goal"]``).
 
     ## Task
     ``{"goal": (x, y)}`` uniform in ``[-1, 1]^2`` (PEARL's ``randomize_tasks=True``); ``tasks="pearl-train"`` /
@@ -151,8 +151,8 @@ class PointRobotEnv(ClassicTaskEnv, PointRobot):
         return float(np.linalg.norm(self.data.qpos - self._goal))
 
     def _get_rew(self) -> tuple[float, dict[str, float]]:
-        dense = -self.distance_to_goal()
-        return dense, {"reward_dense": dense}
+        distance = self.distance_to_goal()
+        return -distance, {"reward_distance": -distance, "distance_to_goal": distance}
 
 
 class SparsePointRobotEnv(PointRobotEnv):
@@ -171,7 +171,8 @@ class SparsePointRobotEnv(PointRobotEnv):
     ## Rewards
     ``reward = 1 - ||position - goal||_2`` within ``goal_radius`` (0.2) of the goal, 0 outside: PEARL's sparse
     reward, which this env returns as VariBAD's does (PEARL's env returns the dense reward and puts the sparse one
-    in ``info``); ``info["reward_dense"]`` is ``-||position - goal||_2``, ``info["reward_sparse"]`` the reward.
+    in ``info``); ``info["reward_sparse"]`` is the reward, ``info["reward_dense"]`` PEARL's dense reward
+    ``-||position - goal||_2`` (not part of the reward), ``info["distance_to_goal"]`` the distance.
 
     ## Task
     ``{"goal": (cos a, sin a)}``, ``a ~ U(0, pi)`` (VariBAD's); ``tasks="pearl-train"`` / ``"pearl-test"``:
@@ -209,4 +210,4 @@ class SparsePointRobotEnv(PointRobotEnv):
     def _get_rew(self) -> tuple[float, dict[str, float]]:
         distance = self.distance_to_goal()
         sparse = 1.0 - distance if distance <= self._goal_radius else 0.0
-        return sparse, {"reward_dense": -distance, "reward_sparse": sparse}
+        return sparse, {"reward_sparse": sparse, "reward_dense": -distance, "distance_to_goal": distance}
