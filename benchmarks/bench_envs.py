@@ -29,7 +29,9 @@ PAIRS = {
 }
 
 
-def paired_steps_per_second(env_id: str, base_id: str, n_steps: int, seed: int, max_episode_steps: int):
+def paired_steps_per_second(
+    env_id: str, base_id: str, n_steps: int, seed: int, max_episode_steps: int, base_kwargs: dict | None = None
+):
     """Steps per second of ``env_id`` and of ``base_id``, stepped alternately with the same actions.
 
     Alternating single steps makes a burst of machine load hit both envs equally. Both episodes start from
@@ -39,9 +41,10 @@ def paired_steps_per_second(env_id: str, base_id: str, n_steps: int, seed: int, 
     switches are timed too.
 
     :param max_episode_steps: the time limit of both envs.
+    :param base_kwargs: arguments of the base env (e.g. the v5 options whose defaults ``env_id`` changes).
     """
     ours = gym.make(env_id, max_episode_steps=max_episode_steps)
-    base = gym.make(base_id, max_episode_steps=max_episode_steps)
+    base = gym.make(base_id, max_episode_steps=max_episode_steps, **(base_kwargs or {}))
     same_joints = ours.unwrapped.model.nq == base.unwrapped.model.nq
     actions = np.random.default_rng(seed).uniform(
         ours.action_space.low, ours.action_space.high, size=(n_steps,) + ours.action_space.shape

@@ -67,13 +67,15 @@ class RandParamsTaskEnv(ClassicTaskEnv):
         # Copies: the model's arrays are live views, and scaling a view of itself would compound the factors.
         self._defaults = {name: getattr(self.model, name).copy() for name in RAND_PARAMS}
         self._scratch_data = mujoco.MjData(self.model)
+        sizes = [self._defaults[name].size for name in self._rand_params]
+        self._n_factors, self._splits = sum(sizes), np.cumsum(sizes)[:-1]
+        self._factor_bases = np.repeat([MULTIPLIER_BASES[name] for name in self._rand_params], sizes)
 
     def _sample_task(self, rng: np.random.Generator) -> Task:
-        limit = self._log_scale_limit
-        return {
-            name: _as_tuples(MULTIPLIER_BASES[name] ** rng.uniform(-limit, limit, size=self._defaults[name].shape))
-            for name in self._rand_params
-        }
+        # One draw of all exponents gives the same values, in the same order, as one draw per parameter.
+        exponents = rng.uniform(-self._log_scale_limit, self._log_scale_limit, size=self._n_factors)
+        factors = np.split(self._factor_bases**exponents, self._splits)
+        return {name: _as_tuples(f.reshape(self._defaults[name].shape)) for name, f in zip(self._rand_params, factors)}
 
     def _validate_task(self, task: Any) -> Task:
         check_task_keys(task, self._rand_params)
@@ -81,7 +83,8 @@ class RandParamsTaskEnv(ClassicTaskEnv):
         for name in self._rand_params:
             factors = real_array(f"task[{name!r}]", task[name])
             shape = self._defaults[name].shape
-            if factors.shape != shape or not (np.isfinite(factors) & (factors > 0)).all():
+            # min() > 0 is False for a NaN; sum() is finite iff no entry is inf (all are positive)
+            if factors.shape != shape or not (factors.min() > 0 and np.isfinite(factors.sum())):
                 raise ValueError(f"task[{name!r}] must be {shape} positive finite factors, got {task[name]!r}")
             clean[name] = _as_tuples(factors)
         return clean
