@@ -76,6 +76,23 @@ def paired_steps_per_second(
     return n_steps / elapsed["ours"], n_steps / elapsed["base"]
 
 
+HEADER = f"{'env':26s} {'steps/s':>9s} {'base':14s} {'steps/s':>9s} {'ratio (median)':>15s} {'target':>7s}"
+
+
+def report_pair(env_id: str, base_id: str, target: float, args: argparse.Namespace, base_kwargs: dict | None = None):
+    """Measure ``env_id`` against ``base_id`` ``args.repeats`` times and print the medians and the verdict."""
+    rates = np.array(
+        [
+            paired_steps_per_second(env_id, base_id, args.steps, repeat, args.max_episode_steps, base_kwargs)
+            for repeat in range(args.repeats)
+        ]
+    )
+    ours, base = rates[:, 0], rates[:, 1]
+    ratio = float(np.median(ours / base))
+    verdict = "ok" if ratio >= target else "BELOW"
+    print(f"{env_id:26s} {np.median(ours):9.0f} {base_id:14s} {np.median(base):9.0f} {ratio:15.2f} {target:>5.1f} {verdict}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=5000, help="steps per measurement")
@@ -84,19 +101,10 @@ def main() -> None:
     parser.add_argument("--envs", nargs="*", default=list(PAIRS), help="subset of env ids")
     args = parser.parse_args()
 
-    print(f"{'env':26s} {'steps/s':>9s} {'base':14s} {'steps/s':>9s} {'ratio (median)':>15s} {'target':>7s}")
+    print(HEADER)
     for env_id in args.envs:
         base_id, target = PAIRS[env_id]
-        rates = np.array(
-            [paired_steps_per_second(env_id, base_id, args.steps, repeat, args.max_episode_steps) for repeat in range(args.repeats)]
-        )
-        ours, base = rates[:, 0], rates[:, 1]
-        ratio = float(np.median(np.array(ours) / np.array(base)))
-        verdict = "ok" if ratio >= target else "BELOW"
-        print(
-            f"{env_id:26s} {np.median(ours):9.0f} {base_id:14s} {np.median(base):9.0f} "
-            f"{ratio:15.2f} {target:>5.1f} {verdict}"
-        )
+        report_pair(env_id, base_id, target, args)
 
 
 if __name__ == "__main__":
