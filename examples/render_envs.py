@@ -18,7 +18,7 @@ import gymnasium as gym  # noqa: E402
 import numpy as np  # noqa: E402
 
 import meta_mujoco_envs  # noqa: E402,F401
-from meta_mujoco_envs import ENV_IDS  # noqa: E402
+from meta_mujoco_envs import CLASSIC_ENV_IDS, ENV_IDS  # noqa: E402
 
 SIDE_VIEW = {"distance": 4.0, "lookat": np.array([0.0, 0.0, 1.0]), "elevation": -10.0, "azimuth": 90.0}
 # env id -> (steps before the frame, scale of the uniform random actions, gym.make arguments). The pier is seen
@@ -32,6 +32,16 @@ FRAME_SETTINGS = {
     "AntCrippledLeg-v0": (20, 0.3, {"task_switch_seconds": None}),
     "Walker2dRandomParams-v0": (10, 0.0, {"default_camera_config": {**SIDE_VIEW, "trackbodyid": 2}}),
     "HumanoidDirec-v0": (5, 0.0, {"default_camera_config": {**SIDE_VIEW, "trackbodyid": 1}}),
+    # the classic suite; the point robots are seen from above, the goal a green disc (its rewarded radius, sparse)
+    "HalfCheetahVel-v0": (20, 0.3, {}),
+    "HalfCheetahDir-v0": (20, 0.3, {}),
+    "AntDir-v0": (20, 0.3, {}),
+    "AntGoal-v0": (20, 0.3, {}),
+    "HumanoidDir-v0": (5, 0.0, {"default_camera_config": {**SIDE_VIEW, "trackbodyid": 1}}),
+    "HopperRandParams-v0": (10, 0.0, {"default_camera_config": {**SIDE_VIEW, "distance": 3.0, "trackbodyid": 1}}),
+    "Walker2dRandParams-v0": (10, 0.0, {"default_camera_config": {**SIDE_VIEW, "trackbodyid": 2}}),
+    "PointRobot-v0": (8, 1.0, {}),
+    "SparsePointRobot-v0": (8, 1.0, {}),
 }
 
 
@@ -56,7 +66,7 @@ def main() -> None:
     from PIL import Image  # Pillow comes with matplotlib / SB3's extras
 
     args.out.mkdir(parents=True, exist_ok=True)
-    for env_id in ENV_IDS:
+    for env_id in ENV_IDS + CLASSIC_ENV_IDS:
         frame, healthy = render_frame(env_id)
         path = args.out / f"{env_id}.png"
         Image.fromarray(frame).save(path)

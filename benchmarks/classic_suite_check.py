@@ -1,0 +1,90 @@
+"""The classic suite with the library's agents: an oracle SAC that sees the task learns, and history-SAC, M3PO and
+PEARL run on the classic envs unchanged, against the random policy.
+
+By default one reward family (``HalfCheetahVel-v0``) and one dynamics family (``HopperRandParams-v0``), the
+oracle (history-SAC on ``task_in_obs=True``), history-SAC (``sac``), M3PO and PEARL, 3 seeds, 20 000 steps each
+with the ``cpu`` preset (one task per episode, as the originals). The grid is trained and aggregated by
+``compare.py`` (its tables and plots go to ``--results``); this script then prints, per env and algorithm, the
+final evaluation return (mean ± std over seeds) next to the random policy's, and the verdicts: the oracle's
+final return is above the random policy's by more than its spread over seeds; every run finished with finite
+returns.
+
+    python benchmarks/classic_suite_check.py                     # the check (hours of CPU: run it on a big machine)
+    python benchmarks/classic_suite_check.py --timesteps 500 --seeds 0 -- --preset demo --epoch-length 250 \\
+        --eval-freq 250 --eval-episodes 1 --no-progress-bar      # a smoke test (minutes)
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+
+import numpy as np
+from compare import main as compare_main
+
+from m3po_sb3.plotting import random_policy_return, read_csv_columns
+from m3po_sb3.runs import read_status
+from m3po_sb3.sweep import run_dir
+
+DEFAULT_ENVS = ("HalfCheetahVel-v0", "HopperRandParams-v0")
+DEFAULT_ALGOS = ("oracle", "sac", "m3po", "pearl")
+DEFAULT_TRAIN_ARGS = "--preset cpu --eval-freq 2000 --eval-episodes 5 --no-progress-bar"
+
+
+def final_returns(folders: list[Path]) -> list[float]:
+    """The last evaluation's mean return of each run that evaluated (NaN for one that did not)."""
+    returns = []
+    for folder in folders:
+        path = folder / "eval.csv"
+        returns.append(float(read_csv_columns(path)["mean_return"][-1]) if path.is_file() else math.nan)
+    return returns
+
+
+def check(runs: str, envs: list[str], algos: list[str], seeds: list[int]) -> bool:
+    """Print the final returns against the random policy's and the verdicts; ``True`` if all hold."""
+    all_hold = True
+    print(f"{'env':22s} {'algo':8s} {'final return (mean ± std)':>27s} {'random':>8s}  verdict")
+    for env in envs:
+        folders = {algo: [run_dir(runs, env, algo, seed) for seed in seeds] for algo in algos}
+        random = random_policy_return([folder for algo in algos for folder in folders[algo]])
+        for algo in algos:
+            returns = np.array(final_returns(folders[algo]))
+            statuses = [(read_status(folder) or {}).get("status") for folder in folders[algo]]
+            ran = np.isfinite(returns).all() and all(status == "finished" for status in statuses)
+            verdict = "ran" if ran else f"FAILED (status {statuses})"
+            if algo == "oracle" and ran and random is not None:
+                learned = returns.mean() - random > max(returns.std(), 1e-9)
+                verdict = "learns" if learned else "does NOT learn"
+                ran = ran and learned
+            all_hold = all_hold and ran
+            random_text = f"{random:8.1f}" if random is not None else "     n/a"
+            print(f"{env:22s} {algo:8s} {returns.mean():18.1f} ± {returns.std():6.1f} {random_text}  {verdict}")
+    return all_hold
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--envs", nargs="+", default=list(DEFAULT_ENVS))
+    parser.add_argument("--algos", nargs="+", default=list(DEFAULT_ALGOS))
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--timesteps", type=int, default=20_000, help="env steps per run")
+    parser.add_argument("--runs", default="benchmarks/runs/classic", help="folder of the runs")
+    parser.add_argument("--results", default="benchmarks/results/classic", help="folder of compare.py's outputs")
+    parser.add_argument("--workers", type=int, default=None, help="local processes (default: the CPU count)")
+    parser.add_argument("--aggregate-only", action="store_true", help="do not train, check the runs found")
+    parser.add_argument("train_args", nargs=argparse.REMAINDER, help=f"after --: arguments of every run ({DEFAULT_TRAIN_ARGS})")
+    args = parser.parse_args()
+    train_args = args.train_args[1:] if args.train_args[:1] == ["--"] else args.train_args
+    argv = ["--envs", *args.envs, "--algos", *args.algos, "--seeds", *map(str, args.seeds)]
+    argv += ["--timesteps", str(args.timesteps), "--runs", args.runs, "--results", args.results, "--no-diagnostics"]
+    argv += ["--workers", str(args.workers)] if args.workers else []
+    argv += ["--aggregate-only"] if args.aggregate_only else []
+    compare_main([*argv, "--", *(train_args or DEFAULT_TRAIN_ARGS.split())])
+    print()
+    if not check(args.runs, args.envs, args.algos, args.seeds):
+        raise SystemExit(1)
+
+
+if __name__ == "__main__":
+    main()
