@@ -3,7 +3,11 @@ task lists, in-episode switching, determinism, errors, and conformance (checkers
 
 from __future__ import annotations
 
+import os
 import pickle
+import subprocess
+import sys
+from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
@@ -418,3 +422,26 @@ def test_subproc_vec_env_and_make_vec():
     obs, *_ = envs.step(np.zeros((2, 6)))
     assert obs.shape == (2, 17)
     envs.close()
+
+
+# ---------------------------------------------------------------------------------------------- pictures
+POINT_RENDER_CODE = """
+import sys
+sys.path.insert(0, "examples")
+from render_envs import render_frame
+frame, _ = render_frame("SparsePointRobot-v0")
+red, green, blue = frame.astype(int).transpose(2, 0, 1)
+print(int((green - red > 80).sum()), int((red - green > 80).sum()))  # the green disc, the red point on grey
+"""
+
+
+def test_point_robot_frame_shows_the_goal_disc_and_the_point():
+    """What examples/render_envs.py renders into docs/images: the rewarded disc around the goal and the point."""
+    out = subprocess.run(
+        [sys.executable, "-c", POINT_RENDER_CODE], cwd=Path(__file__).resolve().parents[1],
+        env={**os.environ, "MUJOCO_GL": "egl"}, capture_output=True, text=True,
+    )
+    if out.returncode != 0:
+        pytest.skip(f"no offscreen OpenGL (MUJOCO_GL=egl) on this machine: {out.stderr.strip().splitlines()[-1:]}")
+    green, red = map(int, out.stdout.split())
+    assert green > 1000 and red > 30  # the disc of radius 0.2 is 25 times the point's area
