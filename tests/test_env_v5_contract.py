@@ -108,6 +108,7 @@ V5_REWARD_SUM = {
     "Ant-v5": lambda i: (i["reward_survive"] + i["reward_forward"]) - (-i["reward_ctrl"] + -i["reward_contact"]),
     "Humanoid-v5": lambda i: (i["reward_forward"] + i["reward_survive"]) + (i["reward_ctrl"] + i["reward_contact"]),
 }
+V5_HEALTHY_REWARD = ("Ant-v5", "Walker2d-v5", "Hopper-v5", "Humanoid-v5")  # info["reward_survive"]: 0 if unhealthy
 # What Gymnasium's own check_env says of every v5 MuJoCo env (unbounded observations), and ours' documented warning
 # that a registered time limit counted in steps sees fewer switches at a smaller frame_skip.
 EXPECTED_WARNINGS = (
@@ -224,6 +225,19 @@ def test_reward_is_the_sum_of_its_info_terms(env_id):
             env.reset()
 
 
+@pytest.mark.parametrize("env_id", [i for i, twin in V5_TWINS.items() if twin.base_id in V5_HEALTHY_REWARD])
+def test_healthy_reward_is_zero_exactly_on_termination(env_id):
+    env = make(env_id, reset_noise_scale=0.0)
+    env.reset(seed=0)
+    env.action_space.seed(1)
+    for _ in range(1000):
+        _, _, terminated, _, info = env.step(env.action_space.sample())
+        assert (info["reward_survive"] == 0) == terminated
+        if terminated:
+            break
+    assert terminated, "no termination in 1000 random steps: the test did not test"
+
+
 @pytest.mark.parametrize("env_id", V5_TWINS)
 def test_reset_noise_and_state(env_id):
     """No noise: the initial state exactly; noise of scale s: positions within s of it, and a different state."""
@@ -332,9 +346,10 @@ def test_vector_env_sub_envs_run_as_single_envs(env_id):
     envs.close()
 
 
+@pytest.mark.parametrize("task_in_obs", [False, True])
 @pytest.mark.parametrize("env_id", V5_TWINS)
-def test_every_call_returns_new_data_even_on_a_blow_up(env_id):
-    env = make(env_id)
+def test_every_call_returns_new_data_even_on_a_blow_up(env_id, task_in_obs):
+    env = make(env_id, task_in_obs=task_in_obs)
     check_returned_data_not_reused(env)
     obs0, _ = env.reset(seed=0)
     obs1, *_ = env.step(np.zeros(env.action_space.shape))
@@ -353,24 +368,28 @@ def test_every_call_returns_new_data_even_on_a_blow_up(env_id):
 
 
 RENDER_CODE = """
-import sys, numpy as np, gymnasium as gym
+import sys, gymnasium as gym
 import meta_mujoco_envs
+def frames(env_id, mode):
+    env = gym.make(env_id, render_mode=mode, width=64, height=48)
+    env.reset(seed=0)
+    frame = env.render()
+    env.close()
+    return frame if mode == "rgbd_tuple" else (frame,)
+def describe(frame):
+    return (frame.shape, frame.dtype.name, bool(frame.std() > 0))
 for env_id in sys.argv[1:]:
-    frames = []
-    for mode in ("rgb_array", "depth_array"):
-        env = gym.make(env_id, render_mode=mode, width=64, height=48)
-        env.reset(seed=0)
-        frames.append(env.render())
-        env.close()
-    print(env_id, *[(frame.shape, frame.dtype.name, bool(frame.std() > 0)) for frame in frames])
+    print(env_id, *map(describe, frames(env_id, "rgbd_tuple")))
+print(*[describe(*frames(sys.argv[1], mode)) for mode in ("rgb_array", "depth_array")])
 """
 
 
 @pytest.mark.slow
 def test_render_modes():
-    """rgb_array and depth_array frames of the requested size, not blank, for every id (needs EGL; one OpenGL
-    context per frame, about 1.5 s each). That they are the v5 base's own under a neutral task follows from the
-    identical model and state checked above."""
+    """Frames of the requested size, not blank, for every id in ``rgbd_tuple`` mode (an RGB and a depth image), and
+    in ``rgb_array`` and ``depth_array`` for one (the same Gymnasium code for every env). Needs EGL: each frame's mode
+    opens an OpenGL context (about 1.5 s). That the frames are the v5 base's own under a neutral task follows from
+    the identical model and state checked above."""
     for env_id, twin in V5_TWINS.items():
         assert make(env_id).metadata["render_modes"] == make(twin.base_id).metadata["render_modes"]
         assert make(env_id).metadata["render_fps"] == round(1 / make(env_id).dt)
@@ -382,5 +401,5 @@ def test_render_modes():
     )
     if out.returncode != 0:
         pytest.skip(f"no offscreen OpenGL (MUJOCO_GL=egl) on this machine: {out.stderr.strip().splitlines()[-1:]}")
-    expected = [f"{env_id} ((48, 64, 3), 'uint8', True) ((48, 64), 'float32', True)" for env_id in V5_TWINS]
-    assert out.stdout.splitlines() == expected
+    rgb, depth = "((48, 64, 3), 'uint8', True)", "((48, 64), 'float32', True)"
+    assert out.stdout.splitlines() == [f"{env_id} {rgb} {depth}" for env_id in V5_TWINS] + [f"{rgb} {depth}"]
