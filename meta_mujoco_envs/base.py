@@ -14,12 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
+import gymnasium.envs.mujoco
 import mujoco
 import numpy as np
 from gymnasium import utils
 from gymnasium.spaces import Box
 
-from meta_mujoco_envs.checks import real_array
+from meta_mujoco_envs.checks import real_numbers
 from meta_mujoco_envs.task_schedule import TaskSchedule, WaitingTime, make_schedule
 
 Task = dict[str, Any]
@@ -28,6 +29,10 @@ RESET_OPTIONS = ("task",)
 # MuJoCo resets an unstable simulation by itself and counts it in these warnings (mj_checkPos/Vel/Acc).
 _BAD_STATE_WARNINGS = slice(int(mujoco.mjtWarning.mjWARN_BADQPOS), int(mujoco.mjtWarning.mjWARN_BADQACC) + 1)
 _TASK_SAMPLER_STREAM = 0x5A3  # sample_tasks' generator is seeded with (seed, this): a stream apart from np_random
+# Gymnasium's own MJCF files; HalfCheetah-v5's sets the cheetah's mass with the compiler attribute settotalmass,
+# which MuJoCo 4 deprecates with a warning at every compilation. It is silenced for these files only.
+_GYMNASIUM_ASSETS = Path(gymnasium.envs.mujoco.__file__).resolve().parent / "assets"
+_SETTOTALMASS_DEPRECATION = "compiler attribute 'settotalmass' is deprecated"
 
 
 def asset_path(name: str) -> str:
@@ -61,6 +66,11 @@ class NonStationaryTaskEnv:
 
     Every ``info`` carries ``"task"`` (the task in force for this step's dynamics and reward),
     ``"task_switched"`` (``True`` on the step that opened a new task period) and ``"physics_diverged"``.
+    ``observation_structure`` (the v5 attribute) counts the appended entries too, as ``"task"`` and
+    ``"task_switched"``.
+
+    Where the task changes nothing, the env is its Gymnasium v5 base bit for bit: the same compiled model (from
+    the same MJCF), the same reward terms computed in the action's own dtype, the same observations and ``info``.
     """
 
     _task: Task
@@ -109,7 +119,32 @@ class NonStationaryTaskEnv:
                 high=np.concatenate([base.high, np.full(n_task, np.inf), flag]),
                 dtype=base.dtype,
             )
+            if hasattr(self, "observation_structure"):  # not every v5 class has one
+                appended = {"task": n_task, "task_switched": flag.size}
+                self.observation_structure = {
+                    **self.observation_structure,
+                    **{name: size for name, size in appended.items() if size},
+                }
         self._last_obs = np.zeros(self.observation_space.shape, dtype=self.observation_space.dtype)
+
+    def _initialize_simulation(self) -> tuple[mujoco.MjModel, mujoco.MjData]:
+        """Compile the MJCF as ``MujocoEnv`` does, without the deprecation warning of v5's own cheetah MJCF.
+
+        Gymnasium's ``MjModel.from_xml_path`` gets MuJoCo's warnings printed (and appended to ``MUJOCO_LOG.TXT`` in
+        the working directory) by MuJoCo itself; ``MjSpec.compile`` builds the same model byte for byte and turns
+        them into Python warnings, of which the one deprecating ``settotalmass`` is dropped for Gymnasium's own files.
+        Loading v5's file, rather than a copy with the masses set another way, keeps the model identical to v5's: a
+        copy's masses match only to rounding, and the cheetah's dynamics amplify that into diverging trajectories.
+        """
+        spec = mujoco.MjSpec.from_file(self.fullpath)
+        with warnings.catch_warnings():
+            if Path(self.fullpath).resolve().parent == _GYMNASIUM_ASSETS:
+                warnings.filterwarnings("ignore", message=_SETTOTALMASS_DEPRECATION, category=UserWarning)
+            model = spec.compile()
+        # As MujocoEnv._initialize_simulation: grow the offscreen framebuffer to the render size, never shrink it.
+        model.vis.global_.offwidth = max(model.vis.global_.offwidth, self.width)
+        model.vis.global_.offheight = max(model.vis.global_.offheight, self.height)
+        return model, mujoco.MjData(model)
 
     # ------------------------------------------------------------------ hooks for subclasses
     def _prepare_model(self) -> None:
@@ -204,8 +239,9 @@ class NonStationaryTaskEnv:
         # in force before the base class places the robot, so the first observation already sees it.
         self._schedule.reset(self.np_random)
         self.set_task(self._draw_task(self.np_random) if self._initial_task is None else self._initial_task)
-        self._last_obs = self._observe(super().reset_model(), switched=False)
-        return self._last_obs
+        obs = self._observe(super().reset_model(), switched=False)
+        self._last_obs = obs.copy()
+        return obs
 
     def _get_reset_info(self) -> dict[str, Any]:
         info = super()._get_reset_info()
@@ -226,9 +262,12 @@ class NonStationaryTaskEnv:
         diverged = self._bad_state_counts.tobytes() != self._no_bad_state or not (
             math.isfinite(obs.dot(obs)) and math.isfinite(reward)
         )
+        # The last finite observation is kept as a copy and handed out as a new one: the user may hold and edit
+        # (normalise in place) every array the env returned, and a later call must not return or alter it.
         if diverged:
-            obs, reward, terminated = self._last_obs, 0.0, True
-        self._last_obs = obs
+            obs, reward, terminated = self._last_obs.copy(), 0.0, True
+        else:
+            self._last_obs = obs.copy()
         info["task"] = self.get_task()
         info["task_switched"] = switched
         info["physics_diverged"] = diverged
@@ -247,13 +286,14 @@ class NonStationaryTaskEnv:
         return np.concatenate(parts)
 
     def _validated_action(self, action: Any) -> np.ndarray:
-        action = real_array("action", action)
+        """``action``, checked, in its own dtype: v5 computes the control cost in it (float32 for SB3's actions)."""
+        action = real_numbers("action", action)
         if action.shape != self.action_space.shape:
             raise ValueError(
                 f"{type(self).__name__}: action has shape {action.shape}, expected {self.action_space.shape}"
             )
         if not math.isfinite(action.dot(action)):  # NaN/inf propagate through the dot product
-            if np.isfinite(action).all():  # finite, but its square overflows float64
+            if np.isfinite(action).all():  # finite, but its square overflows its dtype
                 raise ValueError(f"{type(self).__name__}: action out of range (too large), got {action}")
             raise ValueError(f"{type(self).__name__}: action contains non-finite values: {action}")
         return action

@@ -8,15 +8,20 @@ from typing import Any
 import numpy as np
 
 
-def real_array(name: str, values: Any) -> np.ndarray:
-    """``values`` as a float64 array; a ``TypeError`` naming ``name`` if they are not real numbers.
+def real_numbers(name: str, values: Any) -> np.ndarray:
+    """``values`` as an array of their own integer or floating dtype; a ``TypeError`` naming ``name`` otherwise.
 
     ``np.asarray(..., dtype=float)`` would turn ``"1"`` or ``True`` into 1.0 and drop imaginary parts.
     """
     array = np.asarray(values)
     if array.dtype.kind not in "iuf":
         raise TypeError(f"{name} must be real numbers, got {array.dtype} values: {values!r}")
-    return array.astype(np.float64, copy=False)
+    return array
+
+
+def real_array(name: str, values: Any) -> np.ndarray:
+    """``values`` as a float64 array; a ``TypeError`` naming ``name`` if they are not real numbers."""
+    return real_numbers(name, values).astype(np.float64, copy=False)
 
 
 def is_real(value: Any) -> bool:

@@ -9,7 +9,7 @@ import numpy as np
 from gymnasium import utils
 from gymnasium.envs.mujoco.half_cheetah_v5 import HalfCheetahEnv
 
-from meta_mujoco_envs.base import Task, asset_path
+from meta_mujoco_envs.base import Task
 from meta_mujoco_envs.checks import check_range, check_task_keys, is_real
 from meta_mujoco_envs.classic_suite import PEARL_CHEETAH_VEL_SPLITS, ClassicTaskEnv
 from meta_mujoco_envs.direction import DirectionTaskEnv
@@ -53,8 +53,7 @@ class HalfCheetahVelEnv(ClassicTaskEnv, HalfCheetahEnv):
     ## Arguments
     ``velocity_range`` (``(0.0, 3.0)``), ``tasks`` (``None``), ``task_switch_seconds`` (``None``: one task per
     episode), ``task_switch_jitter``, ``task_schedule``, ``task_in_obs``, ``task_switch_in_obs``, and every
-    ``HalfCheetah-v5`` argument (``ctrl_cost_weight`` defaults to 0.05, ``xml_file`` to the package's
-    ``half_cheetah.xml``, ``HalfCheetah-v5``'s cheetah).
+    ``HalfCheetah-v5`` argument (``ctrl_cost_weight`` defaults to 0.05).
 
     ## Version History
     * v0: initial version, on ``HalfCheetah-v5``.
@@ -66,14 +65,11 @@ class HalfCheetahVelEnv(ClassicTaskEnv, HalfCheetahEnv):
         self,
         velocity_range: tuple[float, float] = (0.0, 3.0),
         ctrl_cost_weight: float = ORIGINALS_CTRL_COST_WEIGHT,
-        xml_file: str | None = None,
         **kwargs: Any,
     ) -> None:
         self._velocity_range = check_range("velocity_range", velocity_range)
-        super().__init__(ctrl_cost_weight=ctrl_cost_weight, xml_file=xml_file or asset_path("half_cheetah.xml"), **kwargs)
-        utils.EzPickle.__init__(
-            self, velocity_range=velocity_range, ctrl_cost_weight=ctrl_cost_weight, xml_file=xml_file, **kwargs
-        )
+        super().__init__(ctrl_cost_weight=ctrl_cost_weight, **kwargs)
+        utils.EzPickle.__init__(self, velocity_range=velocity_range, ctrl_cost_weight=ctrl_cost_weight, **kwargs)
 
     def _sample_task(self, rng: np.random.Generator) -> Task:
         return {"velocity": float(rng.uniform(*self._velocity_range))}
@@ -135,11 +131,9 @@ class HalfCheetahDirEnv(ClassicTaskEnv, DirectionTaskEnv, HalfCheetahEnv):
     * v0: initial version, on ``HalfCheetah-v5``.
     """
 
-    def __init__(
-        self, ctrl_cost_weight: float = ORIGINALS_CTRL_COST_WEIGHT, xml_file: str | None = None, **kwargs: Any
-    ) -> None:
-        super().__init__(ctrl_cost_weight=ctrl_cost_weight, xml_file=xml_file or asset_path("half_cheetah.xml"), **kwargs)
-        utils.EzPickle.__init__(self, ctrl_cost_weight=ctrl_cost_weight, xml_file=xml_file, **kwargs)
+    def __init__(self, ctrl_cost_weight: float = ORIGINALS_CTRL_COST_WEIGHT, **kwargs: Any) -> None:
+        super().__init__(ctrl_cost_weight=ctrl_cost_weight, **kwargs)
+        utils.EzPickle.__init__(self, ctrl_cost_weight=ctrl_cost_weight, **kwargs)
 
     def _sample_task(self, rng: np.random.Generator) -> Task:
         return DirectionTaskEnv._draw_task(self, rng)

@@ -71,7 +71,10 @@ class AntCrippledLegEnv(AntHealthRule, NonStationaryTaskEnv, AntEnv):
       ``terminate_when_unhealthy=False``; ``sample_tasks`` draws from a generator of its own (seeded by ``reset``)
       and no longer changes the episode's task sequence; MuJoCo's reset of an unstable simulation is flagged on any
       step (``physics_diverged``), the first after ``reset`` included; bad arguments, options and actions raise
-      errors that name them; a warning when the registered time limit sees fewer than 2 switches.
+      errors that name them; a warning when the registered time limit sees fewer than 2 switches;
+      a diverged step returns a new array (it returned the previous step's); reward terms are computed in the
+      action's dtype, as v5 (float32 actions' rewards differed by ~1e-8); ``observation_structure`` counts the
+      entries ``task_in_obs`` and ``task_switch_in_obs`` append.
     * v0: initial version, on ``Ant-v5``.
     """
 
@@ -133,8 +136,8 @@ class AntCrippledLegEnv(AntHealthRule, NonStationaryTaskEnv, AntEnv):
 
     def _apply_task(self) -> None:
         leg = self._task["crippled_leg"]
-        self._action_mask = np.ones(self.model.nu)
-        self._action_mask[self._leg_actuators[leg]] = 0.0
+        self._action_mask = np.ones(self.model.nu, dtype=bool)  # boolean: a product keeps the action's dtype
+        self._action_mask[self._leg_actuators[leg]] = False
         self.model.geom_rgba[:] = self._default_rgba
         self.model.geom_rgba[self._leg_geoms[leg]] = CRIPPLED_RGBA
         self._shrink_leg(leg if self._shrink else None)
@@ -161,6 +164,7 @@ class AntCrippledLegEnv(AntHealthRule, NonStationaryTaskEnv, AntEnv):
 
     # Ant-v5's step passes the action to do_simulation and control_cost; masking both makes the crippled leg
     # exert no force and cost nothing. The task schedule runs before them, so the mask is the step's task's.
+    # The masked action keeps its dtype, so the control cost is Ant-v5's for that action, bit for bit.
     def do_simulation(self, ctrl, n_frames) -> None:
         super().do_simulation(ctrl * self._action_mask, n_frames)
 

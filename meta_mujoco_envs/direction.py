@@ -6,15 +6,12 @@ forward-reward term is multiplied by the task's direction; every other term is t
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
-from gymnasium import utils
 from gymnasium.envs.mujoco.ant_v5 import AntEnv
 from gymnasium.envs.mujoco.half_cheetah_v5 import HalfCheetahEnv
 from gymnasium.envs.mujoco.humanoid_v5 import HumanoidEnv
 
-from meta_mujoco_envs.base import NonStationaryTaskEnv, Task, asset_path
+from meta_mujoco_envs.base import NonStationaryTaskEnv, Task
 from meta_mujoco_envs.checks import check_choice, check_task_keys
 
 DIRECTIONS = (1, -1)
@@ -110,22 +107,22 @@ class HalfCheetahFwdBwdEnv(DirectionTaskEnv, HalfCheetahEnv):
     ``task_switch_seconds`` (15.0; ``None``: one task per episode), ``task_switch_jitter`` (0.0: exactly
     periodic; ``j``: each period ``x (1 + U(-j, j))``), ``task_in_obs`` (False), and every ``HalfCheetah-v5``
     argument (``forward_reward_weight``, ``ctrl_cost_weight``, ``reset_noise_scale``, ``frame_skip``,
-    ``render_mode``, ...; ``xml_file`` defaults to ``assets/half_cheetah.xml``, ``HalfCheetah-v5``'s cheetah
-    without ``settotalmass``).
+    ``render_mode``, ``xml_file``, ...).
 
     ## Version History
-    * v0 (unreleased changes): the cheetah's MJCF is a copy of ``HalfCheetah-v5``'s with the same masses and
-      inertias set by density instead of the deprecated ``settotalmass``, which made MuJoCo print a warning at every
-      construction; ``sample_tasks`` draws from a generator of its own (seeded by ``reset``) and no longer changes
-      the episode's task sequence; MuJoCo's reset of an unstable simulation is flagged on any step
-      (``physics_diverged``), the first after ``reset`` included; bad arguments, options and actions raise errors
-      that name them; a warning when the registered time limit sees fewer than 2 switches.
+    * v0 (unreleased changes): the cheetah is ``HalfCheetah-v5``'s own MJCF again, the compiled model identical to
+      v5's (the intermediate copy with masses set by density matched them only to 5.6e-15 relative, enough for
+      trajectories under the same actions to part within 200 steps; per-seed runs differ from that copy's), built
+      without MuJoCo's deprecation warning for its ``settotalmass``; under a task that changes nothing (direction
+      +1, no switch) it is ``HalfCheetah-v5`` bit for bit; ``sample_tasks`` draws from a generator of its own
+      (seeded by ``reset``) and no longer changes the episode's task sequence; MuJoCo's reset of an unstable
+      simulation is flagged on any step (``physics_diverged``), the first after ``reset`` included; bad arguments,
+      options and actions raise errors that name them; a warning when the registered time limit sees fewer than 2
+      switches; a diverged step returns a new array (it returned the previous step's); reward terms are computed in
+      the action's dtype, as v5 (float32 actions' rewards differed by ~1e-8); ``observation_structure`` counts the
+      entries ``task_in_obs`` and ``task_switch_in_obs`` append.
     * v0: initial version, on ``HalfCheetah-v5``.
     """
-
-    def __init__(self, xml_file: str | None = None, **kwargs: Any) -> None:
-        super().__init__(xml_file=xml_file or asset_path("half_cheetah.xml"), **kwargs)
-        utils.EzPickle.__init__(self, xml_file=xml_file, **kwargs)
 
 
 class AntFwdBwdEnv(AntHealthRule, DirectionTaskEnv, AntEnv):
@@ -164,7 +161,10 @@ class AntFwdBwdEnv(AntHealthRule, DirectionTaskEnv, AntEnv):
     * v0 (unreleased changes): ``sample_tasks`` draws from a generator of its own (seeded by ``reset``) and no
       longer changes the episode's task sequence; MuJoCo's reset of an unstable simulation is flagged on any step
       (``physics_diverged``), the first after ``reset`` included; bad arguments, options and actions raise errors
-      that name them; a warning when the registered time limit sees fewer than 2 switches.
+      that name them; a warning when the registered time limit sees fewer than 2 switches;
+      a diverged step returns a new array (it returned the previous step's); reward terms are computed in the
+      action's dtype, as v5 (float32 actions' rewards differed by ~1e-8); ``observation_structure`` counts the
+      entries ``task_in_obs`` and ``task_switch_in_obs`` append.
     * v0: initial version, on ``Ant-v5``.
     """
 
@@ -205,6 +205,8 @@ class HumanoidDirecEnv(HumanoidHealthRule, DirectionTaskEnv, HumanoidEnv):
     * v0 (unreleased changes): ``sample_tasks`` draws from a generator of its own (seeded by ``reset``) and no
       longer changes the episode's task sequence; MuJoCo's reset of an unstable simulation is flagged on any step
       (``physics_diverged``), the first after ``reset`` included; bad arguments, options and actions raise errors
-      that name them; a warning when the registered time limit sees fewer than 2 switches.
+      that name them; a warning when the registered time limit sees fewer than 2 switches;
+      a diverged step returns a new array (it returned the previous step's); ``observation_structure`` counts the
+      entries ``task_in_obs`` and ``task_switch_in_obs`` append.
     * v0: initial version, on ``Humanoid-v5``.
     """

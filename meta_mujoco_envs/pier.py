@@ -81,7 +81,10 @@ class HalfCheetahPierEnv(NonStationaryTaskEnv, HalfCheetahEnv):
       its own (seeded by ``reset``) and no longer changes the episode's task sequence; MuJoCo's reset of an unstable
       simulation is flagged on any step (``physics_diverged``), the first after ``reset`` included; bad arguments,
       options and actions raise errors that name them; a warning when the registered time limit sees fewer than 2
-      switches.
+      switches;
+      a diverged step returns a new array (it returned the previous step's); reward terms are computed in the
+      action's dtype, as v5 (float32 actions' rewards differed by ~1e-8); ``observation_structure`` counts the
+      entries ``task_in_obs`` and ``task_switch_in_obs`` append.
     * v0: initial version.
     """
 
