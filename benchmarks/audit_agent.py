@@ -52,8 +52,8 @@ from functools import partial
 import numpy as np
 import torch as th
 
-from m3po_sb3.rollouts import known_action_rewards
-from m3po_sb3.runs import load_run, read_config
+from m3po_sb3.models.rollouts import known_action_rewards
+from m3po_sb3.run.folders import load_run, read_config
 
 
 def model_reward(model, histories: th.Tensor, actions: np.ndarray, known_term) -> np.ndarray:  # noqa: ANN001

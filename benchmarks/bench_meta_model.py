@@ -26,7 +26,7 @@ import numpy as np
 import torch as th
 from model_data import collect_transitions
 
-from m3po_sb3.dynamics import DynamicsModel, MetaDynamicsModel
+from m3po_sb3.models.networks import DynamicsModel, MetaDynamicsModel
 
 
 def fit_and_score(

@@ -39,7 +39,7 @@ import numpy as np
 import torch as th
 from model_data import collect_transitions
 
-from m3po_sb3.dynamics import DynamicsModel
+from m3po_sb3.models.networks import DynamicsModel
 from m3po_sb3.history import HistoryLayout
 
 

@@ -9,8 +9,8 @@ a small random search on ``HalfCheetah-v5``, a new gait (direction, phase, ampli
 independent of the task switches. The task switches every ``--task-switch-seconds`` (2 s = 40 steps, for more
 switches per episode than the default 15 s). Three models are fitted on the same transitions:
 
-- ``non-adaptive``: :class:`m3po_sb3.dynamics.DynamicsModel` on ``(o_t, a_t)`` (M2PO's model);
-- ``meta``: :class:`m3po_sb3.dynamics.MetaDynamicsModel` on the history ``h_t`` (L = 10, rewards included);
+- ``non-adaptive``: :class:`m3po_sb3.models.networks.DynamicsModel` on ``(o_t, a_t)`` (M2PO's model);
+- ``meta``: :class:`m3po_sb3.models.networks.MetaDynamicsModel` on the history ``h_t`` (L = 10, rewards included);
 - ``oracle``: ``DynamicsModel`` on the env's ``task_in_obs=True`` observation, which carries the direction.
 
 On held-out episodes the script prints, per number of steps since the last direction change (a redraw that
@@ -30,7 +30,7 @@ import numpy as np
 import torch as th
 
 import meta_mujoco_envs  # noqa: F401  (registers the envs)
-from m3po_sb3.dynamics import DynamicsModel, MetaDynamicsModel
+from m3po_sb3.models.networks import DynamicsModel, MetaDynamicsModel
 from m3po_sb3.history import HistoryLayout, HistoryObservation
 
 ENV_ID = "HalfCheetahFwdBwd-v0"

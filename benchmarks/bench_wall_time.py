@@ -28,9 +28,9 @@ import numpy as np
 import torch as th
 
 from m3po_sb3 import M3PO
-from m3po_sb3.dynamics import DynamicsModel, fit_sizes
-from m3po_sb3.presets import get_preset
-from m3po_sb3.train import make_agent, make_env
+from m3po_sb3.models.networks import DynamicsModel, fit_sizes
+from m3po_sb3.run.config import get_preset
+from m3po_sb3.run.registry import make_agent, make_env
 
 
 def median_seconds(action: Callable[[], object], repeats: int) -> float:
@@ -51,7 +51,7 @@ def main() -> None:
     parser.add_argument("--refit-epochs", type=int, help="epochs per refit in the projection (default: the last measured fit's)")
     args = parser.parse_args()
     th.set_num_threads(args.threads)
-    config = get_preset(args.preset)
+    config = get_preset(args.preset, "m3po")
     n_epochs, epoch_length = config["n_epochs"], config["epoch_length"]
     gradient_steps, rollouts, batch_size = config["gradient_steps"], config["rollouts_per_step"], config["batch_size"]
 

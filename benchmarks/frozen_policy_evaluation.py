@@ -29,8 +29,8 @@ import torch.nn.functional as F
 from stable_baselines3.common.logger import configure
 from stable_baselines3.common.utils import polyak_update
 
-from m3po_sb3.buffers import HybridReplayBuffer, ModelReplayBuffer
-from m3po_sb3.runs import load_run
+from m3po_sb3.agents.buffers import HybridReplayBuffer, ModelReplayBuffer
+from m3po_sb3.run.folders import load_run
 
 PROBE_ROWS = 5000  # the last real histories, where the critic's value is read
 REBUILT_ROLLOUTS = 100_000

@@ -14,10 +14,10 @@ import torch as th
 from stable_baselines3.common.env_util import make_vec_env
 
 from m3po_sb3 import HistoryObservation
-from m3po_sb3.checkpoint import EnvStatePickler, find_checkpoint, pickle_env
-from m3po_sb3.plotting import read_eval_csv
-from m3po_sb3.runs import load_run, read_status
-from m3po_sb3.train import main
+from m3po_sb3.run.checkpoint import EnvStatePickler, find_checkpoint, pickle_env
+from m3po_sb3.run.plotting import read_eval_csv
+from m3po_sb3.run.folders import load_run, read_status
+from m3po_sb3.run.train import main
 
 RUN = [
     "--env", "Pendulum-v1", "--preset", "demo", "--timesteps", "90", "--epoch-length", "20", "--rollouts-per-step", "4",

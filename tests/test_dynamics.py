@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch as th
 
-from m3po_sb3.dynamics import DynamicsModel, EnsembleLinear, MetaDynamicsModel, fit_sizes
+from m3po_sb3.models.networks import DynamicsModel, EnsembleLinear, MetaDynamicsModel, fit_sizes
 from m3po_sb3.history import HistoryLayout
 from hidden_task_systems import SYSTEMS, hidden_task_data
 

@@ -31,10 +31,10 @@ from stable_baselines3.common.callbacks import EvalCallback
 from stable_baselines3.common.monitor import Monitor
 
 from m3po_sb3 import M2PO, M3PO
-from m3po_sb3.buffers import ModelReplayBuffer
-from m3po_sb3.dynamics import MBPO_MODEL_KWARGS
+from m3po_sb3.agents.buffers import ModelReplayBuffer
+from m3po_sb3.models.networks import MBPO_MODEL_KWARGS
 from m3po_sb3.history import HistoryObservation, history_policy_kwargs
-from m3po_sb3.rollouts import RolloutBatch
+from m3po_sb3.models.rollouts import RolloutBatch
 
 STEPS = 3_000
 THRESHOLD = -400.0

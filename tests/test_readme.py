@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from m3po_sb3.train import main as train
+from m3po_sb3.run.train import main as train
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from m3po_sb3.runs import read_status, write_status
-from m3po_sb3.sweep import grid, main, run_dir, run_one, run_sweep
+from m3po_sb3.run.folders import read_status, write_status
+from m3po_sb3.run.sweep import grid, main, run_dir, run_one, run_sweep
 
 TINY_RUN = (
     "--preset demo --epoch-length 50 --timesteps 100 --eval-freq 100 --eval-episodes 1 --gradient-steps 1 "
@@ -26,7 +26,7 @@ def test_grid_has_one_command_line_per_run(tmp_path):
 
 
 def test_algo_args_come_after_the_common_ones_and_override_them(tmp_path):
-    from m3po_sb3.train import build_parser
+    from m3po_sb3.run.train import build_parser
 
     argvs = grid(["m3po", "rl2"], ["A-v0"], [0], tmp_path, ["--timesteps", "5"], {"rl2": ["--timesteps", "50", "--history-length", "1"]})
     assert argvs[0][-2:] == ["--timesteps", "5"] and argvs[1][-4:] == ["--timesteps", "50", "--history-length", "1"]
@@ -133,8 +133,8 @@ def test_compare_skips_unfinished_runs_and_tables_the_direction_fractions_with_t
 
 def test_plotting_a_sweep_folder_draws_one_image_per_env_with_the_random_policy(tmp_path, capsys):
     pytest.importorskip("matplotlib")
-    from m3po_sb3.plotting import main as plot
-    from m3po_sb3.plotting import random_policy_return
+    from m3po_sb3.run.plotting import main as plot
+    from m3po_sb3.run.plotting import random_policy_return
 
     for env, algo, seed in product(["A-v0", "B-v0"], ["m3po", "sac"], [0, 1]):
         folder = run_dir(tmp_path, env, algo, seed)

@@ -26,7 +26,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.type_aliases import ReplayBufferSamples
 from stable_baselines3.sac.policies import Actor
 
-from m3po_sb3.dynamics import DynamicsModel
+from m3po_sb3.models.networks import DynamicsModel
 
 CSV_COLUMNS = ("timesteps", "eps_m", "eps_pi", "td_error")
 
