@@ -1,4 +1,4 @@
-"""Task inference on HalfCheetahFwdBwd-v0: the reward prediction error after a direction switch (issue 9, part 1).
+"""Task inference on HalfCheetahFwdBwd-v0: the reward prediction error after a direction switch.
 
     python benchmarks/bench_task_inference.py [--seeds 0 1 2] [--train-episodes 12] [--hidden-units 200] [--max-epochs 60]
 
@@ -32,6 +32,7 @@ import torch as th
 import meta_mujoco_envs  # noqa: F401  (registers the envs)
 from m3po_sb3.models.networks import DynamicsModel, MetaDynamicsModel
 from m3po_sb3.history import HistoryLayout, HistoryObservation
+from m3po_sb3.models.training import ModelTrainer
 
 ENV_ID = "HalfCheetahFwdBwd-v0"
 # Steps since the last direction change; the last bin holds that many steps and more.
@@ -293,7 +294,7 @@ def evaluate_seed(
         th.manual_seed(seed)
         model = factory(train.oracle_layout if oracle else train.layout)
         start = time.perf_counter()
-        info = model.fit(*train.model_data(oracle), rng=np.random.default_rng(seed), **fit_kwargs)
+        info = ModelTrainer(model).fit(*train.model_data(oracle), rng=np.random.default_rng(seed), **fit_kwargs)
         if verbose:
             summary = f"{info['epochs']} epochs (best {info['best_epoch']}), held-out NLL {info['holdout_nll']:.3f}"
             print(f"seed {seed} {name}: {summary}, {time.perf_counter() - start:.0f} s", flush=True)

@@ -143,7 +143,6 @@ def test_mujoco_envs_pickle_with_their_state(env_id, steps):
         assert env.get_attr("unwrapped")[0].get_task() == copy.get_attr("unwrapped")[0].get_task()
 
 
-@pytest.mark.slow
 def test_ctrl_c_on_the_command_line_stops_with_a_checkpoint_and_no_traceback(tmp_path):
     argv = [*RUN, "--timesteps", "1000000", "--out", str(tmp_path)]
     process = subprocess.Popen([sys.executable, "-m", "m3po_sb3.train", *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -48,7 +48,6 @@ def test_the_readme_has_the_blocks_and_budgets_this_test_runs():
         assert budget in README, budget
 
 
-@pytest.mark.slow
 def test_python_blocks_run_as_written(tmp_path):
     train([*TINY_RUN, "--out", str(tmp_path / RUN_FOLDER)])
     blocks = []

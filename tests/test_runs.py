@@ -144,7 +144,6 @@ class ImageSequenceClip:
 '''
 
 
-@pytest.mark.slow
 def test_a_video_of_each_replayed_episode_is_recorded(tmp_path):
     """RecordVideo gets the frames of the run's MuJoCo env (MoviePy, an optional extra, is faked here)."""
     package = tmp_path / "fake" / "moviepy" / "video" / "io"

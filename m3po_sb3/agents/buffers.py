@@ -26,7 +26,7 @@ from stable_baselines3.common.buffers import BaseBuffer, ReplayBuffer
 from stable_baselines3.common.type_aliases import ReplayBufferSamples
 from stable_baselines3.common.vec_env import VecNormalize
 
-from m3po_sb3.history import HistoryLayout
+from m3po_sb3.history.layout import HistoryLayout
 from m3po_sb3.models.rollouts import RolloutBatch
 
 

@@ -9,7 +9,8 @@ from stable_baselines3.common.type_aliases import GymEnv
 from stable_baselines3.common.vec_env import SubprocVecEnv, VecEnv
 from gymnasium import spaces
 
-from m3po_sb3.history import HistoryLayout, HistoryObservation
+from m3po_sb3.history.layout import HistoryLayout
+from m3po_sb3.history.wrapper import HistoryObservation
 
 DEFAULT_HISTORY_LENGTH = 10  # L of Table 2
 

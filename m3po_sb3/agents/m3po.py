@@ -1,6 +1,6 @@
 """M3PO (Hiraoka et al., ACML 2021) as a stable-baselines3 ``SAC`` subclass, and its variants M2PO and M3PO-h.
 
-Algorithm 2 of the paper (SPEC section 2) and where each line lives::
+Algorithm 2 of the paper and where each line lives::
 
     for epoch in 1..N:                                  # every E = epoch_length env steps
         train meta-model p_θ on D_env                   # ModelRolloutCallback -> M3PO.train_dynamics
@@ -30,8 +30,10 @@ from stable_baselines3.sac.policies import SACPolicy
 from m3po_sb3.agents.buffers import HistoryReplayBuffer, HybridReplayBuffer, ModelReplayBuffer
 from m3po_sb3.agents.common import check_conditions, check_finite_losses, check_integers, history_env
 from m3po_sb3.agents.history_sac import HistorySAC
-from m3po_sb3.history import HistoryLayout, history_policy_kwargs
+from m3po_sb3.history.encoder import history_policy_kwargs
+from m3po_sb3.history.layout import HistoryLayout
 from m3po_sb3.models.networks import MBPO_MODEL_KWARGS, DynamicsModel, MetaDynamicsModel
+from m3po_sb3.models.training import ModelTrainer
 from m3po_sb3.models.rollouts import ActionRewardFn, RolloutBatch, TerminationFn, branched_rollouts, known_action_rewards
 
 SelfM3PO = TypeVar("SelfM3PO", bound="M3PO")
@@ -369,7 +371,7 @@ class M3PO(HistorySAC):
         :return: the statistics of the model's ``fit``
         """
         self._check_env_buffer()
-        stats = self.dynamics_model.fit(
+        stats = ModelTrainer(self.dynamics_model).fit(
             *self.env_transitions(), rng=np.random.default_rng(np.random.randint(2**31)), **self.model_fit_kwargs
         )
         if not np.isfinite(stats["holdout_nll"]):

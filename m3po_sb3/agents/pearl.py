@@ -63,7 +63,7 @@ from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, create_
 from stable_baselines3.common.type_aliases import GymEnv, Schedule
 from stable_baselines3.sac.policies import Actor, ContinuousCritic, SACPolicy
 
-from m3po_sb3.history import HistoryLayout
+from m3po_sb3.history.layout import HistoryLayout
 from m3po_sb3.agents.common import check_conditions, check_finite_losses, check_integers, history_env
 
 MIN_VARIANCE = 1e-7  # oyster's floor on each factor's variance

@@ -15,7 +15,7 @@ from typing import Any
 
 from stable_baselines3.common.base_class import BaseAlgorithm
 
-from m3po_sb3.history import HistoryObservation
+from m3po_sb3.history.wrapper import HistoryObservation
 from m3po_sb3.run.checkpoint import find_checkpoint, load_buffers
 from m3po_sb3.run.registry import agent_class, make_env
 

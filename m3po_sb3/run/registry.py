@@ -21,7 +21,9 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from m3po_sb3.agents.history_sac import HistorySAC
 from m3po_sb3.agents.m3po import M2PO, M3PO
 from m3po_sb3.agents.pearl import PEARL
-from m3po_sb3.history import HistoryLayout, HistoryObservation, history_policy_kwargs
+from m3po_sb3.history.encoder import history_policy_kwargs
+from m3po_sb3.history.layout import HistoryLayout
+from m3po_sb3.history.wrapper import HistoryObservation
 
 Hyperparameters = dict[str, Any]
 

@@ -33,7 +33,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv
 
 from m3po_sb3.callbacks.diagnostics import DiagnosticsCallback
 from m3po_sb3.callbacks.evaluation import MetaEvalCallback, append_eval_row, random_policy_returns
-from m3po_sb3.history import HistoryObservation
+from m3po_sb3.history.wrapper import HistoryObservation
 from m3po_sb3.run.checkpoint import (
     CHECKPOINT_DIR,
     RunCheckpointCallback,
