@@ -25,9 +25,9 @@ import gymnasium as gym
 import numpy as np
 from compare import main as compare_main
 
-from m3po_sb3.plotting import random_policy_return, read_csv_columns
-from m3po_sb3.runs import read_status
-from m3po_sb3.sweep import run_dir
+from m3po_sb3.run.plotting import random_policy_return, read_csv_columns
+from m3po_sb3.run.folders import read_status
+from m3po_sb3.run.sweep import run_dir
 
 DEFAULT_ENVS = ("HalfCheetahVel-v0", "HopperRandParams-v0")
 DEFAULT_ALGOS = ("oracle", "sac", "m3po", "pearl")
