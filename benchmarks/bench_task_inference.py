@@ -1,4 +1,4 @@
-"""Task inference on HalfCheetahFwdBwd-v0: the reward prediction error after a direction switch (issue 9, part 1).
+"""Task inference on HalfCheetahFwdBwd-v0: the reward prediction error after a direction switch.
 
     python benchmarks/bench_task_inference.py [--seeds 0 1 2] [--train-episodes 12] [--hidden-units 200] [--max-epochs 60]
 

@@ -1,4 +1,4 @@
-"""Where does the critic of M3PO settle? Policy evaluation with the actor frozen, on different data (issue 10).
+"""Where does the critic of M3PO settle? Policy evaluation with the actor frozen, on different data.
 
     python benchmarks/frozen_policy_evaluation.py RUN_FOLDER [--updates 20000] [--variants model real:0.05 real:0.5 env rebuilt:1 rebuilt:5]
 
