@@ -228,17 +228,25 @@ def diagnostics_table(step: int, groups: list[str], runs_root: Path = RUNS) -> s
     return "\n".join(lines) + "\n"
 
 
-def verdict(low: float, high: float, first: str, second: str) -> str:
-    """:return: which agent is ahead where the interval of P(first > second) excludes 0.5, else "not settled\""""
-    if low > 0.5:
-        return f"{first} ahead"
-    if high < 0.5:
-        return f"{second} ahead"
-    return "not settled"
+def verdict(x: np.ndarray, y: np.ndarray, x_last: np.ndarray, y_last: np.ndarray) -> tuple[str, tuple, tuple, float]:
+    """
+    An order is settled only where every test agrees: P(x > y)'s interval excludes 0.5 both at the last evaluation
+    and over the last evaluations' means, and the one-sided rank test in that direction gives p < 0.05.
+
+    :return: "A ahead", "B ahead" or "not settled", P(x > y) at the last evaluation and over the means (each with
+        its interval), and the one-sided p-value that x scores above y
+    """
+    poi, poi_last = probability_of_improvement(x, y), probability_of_improvement(x_last, y_last)
+    p_above, p_below = mann_whitney_p(x, y), mann_whitney_p(y, x)
+    if poi[1] > 0.5 and poi_last[1] > 0.5 and p_above < 0.05:
+        return "A ahead", poi, poi_last, p_above
+    if poi[2] < 0.5 and poi_last[2] < 0.5 and p_below < 0.05:
+        return "B ahead", poi, poi_last, p_above
+    return "not settled", poi, poi_last, p_above
 
 
 def orders_table(step: int, pairs: list[str], runs_root: Path = RUNS) -> str:
-    """:return: per ``A>B`` pair, P(A > B) at ``step`` and over the last evaluations, the rank test, and what they settle"""
+    """:return: per ``A>B`` pair, P(A > B) at ``step`` and over the last evaluations, the rank test, and what they settle (:func:`verdict`)"""
     lines = [
         f"| A > B at {number(step)} steps | seeds | P(A > B) [95 % CI] | Mann-Whitney p (one-sided) | P(A > B), mean of the last {LAST} evaluations | settled? |",
         "|---|---|---|---|---|---|",
@@ -247,14 +255,9 @@ def orders_table(step: int, pairs: list[str], runs_root: Path = RUNS) -> str:
         first, second = pair.split(">")
         x_runs, y_runs = load_group(first, runs_root), load_group(second, runs_root)
         x, y = scores_at(x_runs, step), scores_at(y_runs, step)
-        x_last, y_last = scores_at(x_runs, step, LAST), scores_at(y_runs, step, LAST)
-        poi = probability_of_improvement(x, y)
-        poi_last = probability_of_improvement(x_last, y_last)
-        settled = verdict(*poi[1:], "A", "B")
-        if verdict(*poi_last[1:], "A", "B") != settled:
-            settled = "not settled"
+        settled, poi, poi_last, p_above = verdict(x, y, scores_at(x_runs, step, LAST), scores_at(y_runs, step, LAST))
         lines.append(
-            f"| {group_name(first)} > {group_name(second)} | {len(x)} / {len(y)} | {interval(*poi, digits=2)} | {mann_whitney_p(x, y):.2f} | {interval(*poi_last, digits=2)} | {settled} |"
+            f"| {group_name(first)} > {group_name(second)} | {len(x)} / {len(y)} | {interval(*poi, digits=2)} | {p_above:.2f} | {interval(*poi_last, digits=2)} | {settled} |"
         )
     return "\n".join(lines) + "\n"
 
