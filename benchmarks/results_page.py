@@ -14,7 +14,8 @@ baselines) is read once, where it lives. The pages say what they want; this scri
   diagnostics ε_m, ε_π and TD error at the first epoch and at STEP) and ``orders STEP PAIR ...`` (PAIR is
   ``GROUP>GROUP``: the probability that the first improves on the second, and a rank test);
 - an inline figure ``<!-- r:KIND ARGS -->`` ... ``<!-- /r -->`` holds one number: ``iqm GROUP STEP``,
-  ``iqm5 GROUP STEP``, ``poi GROUP GROUP STEP``, ``mwp GROUP GROUP STEP``, ``seeds GROUP``.
+  ``iqm5 GROUP STEP``, ``random GROUP`` (the random policy on the group's evaluation episodes),
+  ``poi GROUP GROUP STEP``, ``mwp GROUP GROUP STEP``, ``seeds GROUP``.
 
 A GROUP is ``FOLDERS:ENV:ALGO``, FOLDERS being ``main`` (the top-level ENV folders) or folder names joined by
 ``+`` (their seeds pooled). Every IQM is over seeds with a 95 % stratified-bootstrap interval (``rliable``, a fixed
@@ -25,6 +26,7 @@ to STEP, beside the single evaluation at STEP, because one evaluation of 5 episo
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import re
 import sys
@@ -34,13 +36,13 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script from anywhere: compare.py is a sibling
-from compare import DIAGNOSTICS, iqm_with_interval, read_csv_columns  # noqa: E402
+from compare import DIAGNOSTICS, iqm_with_interval, read_csv_columns, seeded_interval_estimates  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNS = ROOT / "benchmarks" / "comparison"
 PAGES = (ROOT / "benchmarks" / "README.md", ROOT / "README.md")
 MAIN = "main"
-REPS = 2000  # bootstrap replications: the intervals' third digit is stable at this count, and --check runs in seconds
+REPS = 1000  # bootstrap replications: enough for intervals to the page's precision, and --check runs in seconds
 BOOTSTRAP_SEED = 0
 LAST = 5  # evaluations averaged in the "last 5" columns
 COMPARISON_STEPS = (5_000, 10_000, 15_000, 20_000)
@@ -87,6 +89,7 @@ def read_run(folder: Path) -> Run | None:
     return Run(int(args["seed"]), evals["timesteps"].astype(int), evals["mean_return"], float(random_policy[0]), " ".join(flags), diagnostics)
 
 
+@functools.cache
 def load_group(group: str, runs_root: Path = RUNS) -> list[Run]:
     """:return: the finished runs of ``FOLDERS:ENV:ALGO``, by seed; a seed found twice is an error"""
     try:
@@ -124,11 +127,17 @@ def scores_at(runs: list[Run], step: int, last: int = 1) -> np.ndarray:
 def iqm(runs: list[Run], points: list[tuple[int, int]]) -> list[str]:
     """
     :param points: ``(step, last)`` pairs: each seed's mean of its ``last`` evaluations up to ``step``
-    :return: per point, ``IQM [95 % interval]`` over the seeds (one bootstrap for all points: seconds, not minutes)
+    :return: per point, ``IQM [95 % interval]`` over the seeds, each point bootstrapped on its own so that a
+        figure is the same in every table that shows it
     """
-    scores = np.stack([scores_at(runs, step, last) for step, last in points], axis=1)
-    estimates, lows, highs = iqm_with_interval(scores, REPS, BOOTSTRAP_SEED)
-    return [interval(*cell) for cell in zip(estimates, lows, highs)]
+    return [iqm_cell(tuple(scores_at(runs, step, last))) for step, last in points]
+
+
+@functools.cache
+def iqm_cell(scores: tuple[float, ...]) -> str:
+    """:return: ``IQM [95 % interval]`` of the seeds' ``scores`` (cached: the pages show many figures twice)"""
+    estimate, low, high = iqm_with_interval(np.array(scores)[:, None], REPS, BOOTSTRAP_SEED)
+    return interval(estimate[0], low[0], high[0])
 
 
 def improvement_probability(x: np.ndarray, y: np.ndarray) -> float:
@@ -141,13 +150,21 @@ def improvement_probability(x: np.ndarray, y: np.ndarray) -> float:
     return float(np.mean((difference > 0) + 0.5 * (difference == 0)))
 
 
+def random_policy(runs: list[Run]) -> str:
+    """:return: ``IQM [95 % interval]`` over the seeds of the random policy's return on each run's evaluation episodes"""
+    return iqm_cell(tuple(run.random_return for run in runs))
+
+
 def probability_of_improvement(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float]:
     """:return: P(a run of ``x`` scores above a run of ``y``), and its 95 % stratified-bootstrap interval (``rliable``)"""
-    from rliable import library as rly
+    return improvement_cell(tuple(x), tuple(y))
 
-    np.random.seed(BOOTSTRAP_SEED)  # rliable's bootstrap draws from numpy's global generator
+
+@functools.cache
+def improvement_cell(x_scores: tuple[float, ...], y_scores: tuple[float, ...]) -> tuple[float, float, float]:
+    x, y = np.array(x_scores), np.array(y_scores)
     pair = {"x>y": [x[:, None], y[:, None]]}  # (runs, 1 task)
-    estimates, intervals = rly.get_interval_estimates(pair, improvement_probability, reps=REPS)
+    estimates, intervals = seeded_interval_estimates(pair, improvement_probability, REPS, BOOTSTRAP_SEED)
     low, high = np.ravel(intervals["x>y"])
     return float(estimates["x>y"]), float(low), float(high)
 
@@ -171,26 +188,24 @@ def settings(runs: list[Run]) -> str:
 
 def comparison_table(env: str, runs_root: Path = RUNS) -> str:
     """:return: every agent of the main comparison on ``env``: IQM at fixed steps and at the end of its budget"""
-    algo_folders = sorted(path for path in (runs_root / env).iterdir() if path.is_dir())
+    order = list(ALGO_NAMES)
+    algo_folders = sorted((path for path in (runs_root / env).iterdir() if path.is_dir()), key=lambda path: (order.index(path.name) if path.name in order else len(order), path.name))
     header = " | ".join(number(step) for step in COMPARISON_STEPS)
     lines = [
         f"| agent | seeds | {header} | end of budget | at the end, IQM [95 % CI] | mean of its last {LAST} evaluations |",
         "|---|---|" + "---|" * len(COMPARISON_STEPS) + "---|---|---|",
     ]
-    random_returns: dict[int, float] = {}
+    random_runs: dict[int, Run] = {}  # one per seed: every agent of a seed is evaluated on the same episodes
     for algo_folder in algo_folders:
         group = f"{MAIN}:{env}:{algo_folder.name}"
         runs = load_group(group, runs_root)
-        random_returns.update({run.seed: run.random_return for run in runs})
+        random_runs.update({run.seed: run for run in runs})
         end = int(min(run.steps.max() for run in runs))
         steps = [step for step in COMPARISON_STEPS if all(step in run.steps for run in runs)]
         *at_steps, at_end, at_end_last = iqm(runs, [(step, 1) for step in steps] + [(end, 1), (end, LAST)])
         cells = [at_steps.pop(0).split(" [")[0] if step in steps else "–" for step in COMPARISON_STEPS]
         lines.append(f"| {group_name(group)} | {len(runs)} | {' | '.join(cells)} | {number(end)} | {at_end} | {at_end_last} |")
-    seeds = sorted(random_returns)
-    estimate, low, high = iqm_with_interval(np.array([[random_returns[seed]] for seed in seeds]), REPS, BOOTSTRAP_SEED)
-    random_cell = interval(estimate[0], low[0], high[0])
-    lines.append(f"| random policy | {len(seeds)} | " + " | ".join("" for _ in COMPARISON_STEPS) + f" | | {random_cell} | |")
+    lines.append(f"| random policy | {len(random_runs)} | " + " | ".join("" for _ in COMPARISON_STEPS) + f" | | {random_policy(list(random_runs.values()))} | |")
     return "\n".join(lines) + "\n"
 
 
@@ -221,9 +236,9 @@ def diagnostics_table(step: int, groups: list[str], runs_root: Path = RUNS) -> s
                 cells.append("–")
                 continue
             first_step = int(max(run.diagnostics["timesteps"][np.isfinite(run.diagnostics[name])].min() for run in runs))
-            scores = np.array([[run.diagnostics[name][run.diagnostics["timesteps"] == at][0] for at in (first_step, step)] for run in runs])
-            estimates, lows, highs = iqm_with_interval(scores, REPS, BOOTSTRAP_SEED)
-            cells.append(f"{number(estimates[0], 2)} → {interval(estimates[1], lows[1], highs[1], digits=2)}")
+            first, last = (np.array([[run.diagnostics[name][run.diagnostics["timesteps"] == at][0]] for run in runs]) for at in (first_step, step))
+            estimate, low, high = iqm_with_interval(last, REPS, BOOTSTRAP_SEED)
+            cells.append(f"{number(iqm_with_interval(first, REPS, BOOTSTRAP_SEED)[0][0], 2)} → {interval(estimate[0], low[0], high[0], digits=2)}")
         lines.append(f"| {group_name(group)} | {len(runs)} | {' | '.join(cells)} |")
     return "\n".join(lines) + "\n"
 
@@ -269,6 +284,8 @@ def inline_figure(spec: str, runs_root: Path = RUNS) -> str:
         return str(len(load_group(args[0], runs_root)))
     if kind in ("iqm", "iqm5") and len(args) == 2:
         return iqm(load_group(args[0], runs_root), [(int(args[1]), LAST if kind == "iqm5" else 1)])[0]
+    if kind == "random" and len(args) == 1:
+        return random_policy(load_group(args[0], runs_root))
     if kind in ("poi", "mwp") and len(args) == 3:
         x, y = (scores_at(load_group(group, runs_root), int(args[2])) for group in args[:2])
         return interval(*probability_of_improvement(x, y), digits=2) if kind == "poi" else f"{mann_whitney_p(x, y):.2f}"
