@@ -1,4 +1,4 @@
-"""What a finished run's agent believes against what the env does (why M3PO/M2PO did not learn in the CPU comparison).
+"""What a finished run's agent believes against what the env does: why an M3PO/M2PO run does or does not learn.
 
     python benchmarks/audit_agent.py RUN_FOLDER [RUN_FOLDER ...] [--episodes 3] [--steps 700] [--refit | --task-inference]
 

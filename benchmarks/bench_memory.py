@@ -4,7 +4,7 @@
 
 1. Bytes allocated by ``D_env`` (``HistoryReplayBuffer``, ``env_buffer_size`` rows) and ``D_model``
    (``ModelReplayBuffer``, ``M·E·k`` rows) of every Table-2 preset, against what SB3's ``ReplayBuffer`` of
-   full histories (the buffers before the compact ones) allocates for the same rows. The compact buffers are built
+   full histories (what storing every history in full costs) allocates for the same rows. The compact buffers are built
    (``np.zeros`` reserves without touching pages); the SB3 figure is its arrays' sizes, computed.
 2. ``sample(256)`` of both kinds filled with the same transitions (``--env-rows`` real steps of random actions,
    ``--model-rows`` one-step fictitious transitions from them), interleaved repeats, medians, ratio.

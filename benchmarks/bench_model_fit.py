@@ -12,7 +12,7 @@ large capped model N more times from their own weights on the same data with a n
 epochs do; printed: each refit, the ratio of the refits' median seconds, and the NLL gap after the last refit.
 ``--fits`` runs a subset of the three fits (the uncapped one takes ~16 min at 64 hidden units).
 
-``--run-schedule`` measures the fits as a run makes them instead (the per-epoch fit of a run, which
+``--run-schedule`` measures the fits as a run makes them instead (a run's per-epoch fit
 starts from the previous epoch's weights): a fresh fit on the first 5 000 transitions (MBPO's first),
 then warm refits on a growing prefix: every ``--step`` rows (1 000: a run's ``E``), and ten refits 1 000 rows
 apart ending at ``--small`` and at ``--large``, timed. After ``--small`` the schedule runs twice from the same
@@ -22,7 +22,7 @@ rows per epoch, immune to the machine's drifting speed), of the refits timed at 
 ``--small`` (target <= 2), and each sequence's last test NLL (target: capped within seed noise of uncapped),
 also as the median over test transitions (robust to the few test rows that dominate some seeds' mean).
 
-``--starting-weights-compete`` makes every fit of ``--run-schedule`` use the rule ``fit`` had until 2026-12-04
+``--starting-weights-compete`` makes every fit of ``--run-schedule`` use ``fit``'s former rule
 (``first_epoch_counts=False``: a warm refit whose epochs do not beat the weights it started from returns them)
 instead of MBPO's (the first epoch counts as progress).
 
@@ -180,7 +180,7 @@ def main() -> None:
     parser.add_argument("--run-schedule", action="store_true", help="warm refits on a growing D_env, as a run makes them")
     parser.add_argument("--step", type=int, default=10_000, help="rows between the untimed refits of --run-schedule")
     parser.add_argument(
-        "--starting-weights-compete", action="store_true", help="--run-schedule: fit(first_epoch_counts=False), the rule before 2026-12-04"
+        "--starting-weights-compete", action="store_true", help="--run-schedule: fit(first_epoch_counts=False), the former rule"
     )
     args = parser.parse_args()
     th.set_num_threads(args.threads)

@@ -13,7 +13,7 @@ Parts, each timed on its own with the preset's networks (medians over ``--repeat
   (seconds per row and epoch, measured); the rows per epoch follow ``ModelTrainer.fit`` (``fit_sizes``: the
   training split, capped at ``epoch_rows``) as D_env holds ``e · E`` rows at epoch ``e``, up to
   ``env_buffer_size``; the epochs of a refit are the last measured fit's, or ``--refit-epochs``. The same
-  sum with ``epoch_rows=None`` (one pass of D_env per epoch, MBPO's and this package's fit before its epochs were capped)
+  sum with ``epoch_rows=None`` (one pass of D_env per epoch, MBPO's fit)
   is printed for comparison.
 
 Projected run = N · E · (env step + rollouts + updates) + Σ_e fit(e · E); printed with each part's share.
