@@ -24,11 +24,19 @@ Every random number comes from the planner's ``torch.Generator`` (``seed``), so 
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch as th
 
 Evaluate = Callable[[th.Tensor], th.Tensor]
+
+
+def check_positive_integers(**values: Any) -> None:
+    """:raises ValueError: naming the first value that is not a positive integer (a bool is not one)"""
+    for name, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
 
 
 class Planner(ABC):
@@ -62,9 +70,7 @@ class Planner(ABC):
             raise ValueError("action bounds must be finite (planners sample within them)")
         if not (low < high).all():
             raise ValueError(f"action_low must be below action_high in every dimension, got {low.tolist()} and {high.tolist()}")
-        for name, value in (("horizon", horizon), ("n_candidates", n_candidates), ("iterations", iterations)):
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        check_positive_integers(horizon=horizon, n_candidates=n_candidates, iterations=iterations)
         self.action_low, self.action_high = low, high
         self.horizon, self.n_candidates, self.iterations = int(horizon), int(n_candidates), int(iterations)
         self.device = th.device(device)
