@@ -9,7 +9,8 @@ old ones). Online, the model adapts to the window of the history observation, th
 **GrBAL** (:class:`GrBALModel`): an MLP (3 × 512 ReLU in the authors' run script) meta-trained by full
 second-order MAML. A task is a window of ``M + K`` consecutive real steps of one episode: one plain-SGD inner step
 (``inner_learning_rate``) on the MSE of the first ``M`` steps, the outer MSE of the adapted weights on the next
-``K``, differentiated through the inner step (``torch.func.functional_call`` with ``create_graph=True``); Adam on
+``K``, differentiated through the inner step (``torch.func``: ``functional_call``, ``grad`` and ``vmap`` over the
+windows); Adam on
 the mean outer loss of ``meta_batch_size`` windows. Early stopping on the **post-adaptation** validation loss
 (learning_to_adapt stopped on the pre-adaptation loss), keeping the best weights. Online, at every step: start
 from the meta-trained weights, one gradient step on the last ``M`` real transitions of the history, plan.
@@ -39,7 +40,7 @@ import torch as th
 from stable_baselines3.common.torch_layers import create_mlp
 from stable_baselines3.common.type_aliases import GymEnv
 from torch import nn
-from torch.func import functional_call
+from torch.func import functional_call, grad, vmap
 
 from m3po_sb3.history import HistoryLayout
 from m3po_sb3.planning.mpc import MPCPolicy, ModelPredictiveControl, PlanningModel, Standardizer, TransitionData, Window
@@ -177,29 +178,28 @@ class GrBALModel(_RegressionModel):
     def _loss(self, params: Params, inputs: th.Tensor, targets: th.Tensor, mask: th.Tensor) -> th.Tensor:
         return self._masked_mse(functional_call(self.net, params, (inputs,)), targets, mask)
 
-    def adapted_params(self, inputs: th.Tensor, targets: th.Tensor, mask: th.Tensor, create_graph: bool = False) -> Params:
+    def adapted_params(self, inputs: th.Tensor, targets: th.Tensor, mask: th.Tensor) -> Params:
         """
-        One plain-SGD step from the meta-trained weights on a window's z-scored transitions.
+        One plain-SGD step from the meta-trained weights on each window's z-scored transitions, all windows at
+        once (``torch.func.vmap`` of ``torch.func.grad``). The step is differentiable: meta-training
+        backpropagates through it (the second-order term of MAML); it is computed under ``torch.no_grad`` too.
 
-        :param create_graph: keep the step differentiable (meta-training's second-order term)
-        :return: the adapted weights
+        :param inputs: ``(B, M, obs_dim + act_dim)``
+        :param targets: ``(B, M, obs_dim + 1)``
+        :param mask: ``(B, M)``
+        :return: the adapted weights of each window, each with a leading dimension ``B``
         """
         params = dict(self.net.named_parameters())
-        with th.enable_grad():
-            grads = th.autograd.grad(self._loss(params, inputs, targets, mask), list(params.values()), create_graph=create_graph)
-        adapted = {name: value - self.inner_learning_rate * grad for (name, value), grad in zip(params.items(), grads)}
-        return adapted if create_graph else {name: value.detach() for name, value in adapted.items()}
+        grads = vmap(grad(self._loss), in_dims=(None, 0, 0, 0))(params, inputs, targets, mask)
+        return {name: value - self.inner_learning_rate * grads[name] for name, value in params.items()}
 
-    def _window_losses(self, window: Window, create_graph: bool) -> th.Tensor:
+    def _window_loss(self, window: Window) -> th.Tensor:
         """:return: the post-adaptation loss on the last ``K`` steps of each ``M + K`` window, averaged"""
         inputs = self._inputs(window.observations, window.actions)
         targets = self._targets(window.observations, window.rewards, window.next_observations)
         m = self.adaptation_steps
-        losses = []
-        for i in range(len(inputs)):
-            params = self.adapted_params(inputs[i, :m], targets[i, :m], window.mask[i, :m], create_graph)
-            losses.append(self._loss(params, inputs[i, m:], targets[i, m:], window.mask[i, m:]))
-        return th.stack(losses).mean()
+        adapted = self.adapted_params(inputs[:, :m], targets[:, :m], window.mask[:, :m])
+        return vmap(self._loss)(adapted, inputs[:, m:], targets[:, m:], window.mask[:, m:]).mean()
 
     def fit(self, data: TransitionData) -> dict[str, float]:
         length = self.adaptation_steps + self.prediction_steps
@@ -218,7 +218,7 @@ class GrBALModel(_RegressionModel):
             total = 0.0
             for _ in range(updates):
                 starts = train_starts[th.randint(len(train_starts), (self.meta_batch_size,))]
-                loss = self._window_losses(data.windows(starts, length), create_graph=True)
+                loss = self._window_loss(data.windows(starts, length))
                 self.optimizer.zero_grad()
                 loss.backward()
                 self.optimizer.step()
@@ -226,15 +226,16 @@ class GrBALModel(_RegressionModel):
             return total / updates
 
         def validation_loss() -> float:
-            return self._window_losses(data.windows(validation_starts, length), create_graph=False).item()
+            with th.no_grad():
+                return self._window_loss(data.windows(validation_starts, length)).item()
 
         return self._early_stopped_training(run_epoch, validation_loss)
 
     def adapt(self, window: Window) -> Params:
         m = self.adaptation_steps
-        inputs = self._inputs(window.observations[0, -m:], window.actions[0, -m:])
-        targets = self._targets(window.observations[0, -m:], window.rewards[0, -m:], window.next_observations[0, -m:])
-        return self.adapted_params(inputs, targets, window.mask[0, -m:])
+        inputs = self._inputs(window.observations[:, -m:], window.actions[:, -m:])
+        targets = self._targets(window.observations[:, -m:], window.rewards[:, -m:], window.next_observations[:, -m:])
+        return {name: value[0].detach() for name, value in self.adapted_params(inputs, targets, window.mask[:, -m:]).items()}
 
     def step(self, context: Params, observations: th.Tensor, actions: th.Tensor) -> tuple[th.Tensor, th.Tensor, Params]:
         z = functional_call(self.net, context, (self._inputs(observations, actions),))
