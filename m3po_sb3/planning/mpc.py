@@ -57,7 +57,7 @@ from stable_baselines3.common.vec_env import VecEnv
 
 from m3po_sb3.history import HistoryLayout
 from m3po_sb3.m3po import _history_env, check_conditions, check_integers
-from m3po_sb3.planning.planners import PLANNERS, Planner
+from m3po_sb3.planning.planners import PLANNERS, Planner, check_positive_integers
 from m3po_sb3.rollouts import ActionRewardFn, TerminationFn, _terminated, known_action_rewards
 
 RELATIVE_STD_EPSILON = 1e-6
@@ -249,6 +249,7 @@ def predicted_returns(
     observation: th.Tensor,
     sequences: th.Tensor,
     termination_fn: TerminationFn | None,
+    particles: int = 1,
     known_reward: Callable[[th.Tensor], th.Tensor] | None = None,
 ) -> th.Tensor:
     """
@@ -259,10 +260,14 @@ def predicted_returns(
     :param observation: the current observation ``(obs_dim,)``
     :param sequences: candidate action sequences ``(n, horizon, act_dim)``, scaled to ``[-1, 1]``
     :param termination_fn: the env's batched health rule (``None``: never terminal)
+    :param particles: rollouts per candidate, averaged (PETS's trajectory sampling for a stochastic model);
+        particle ``j`` of candidate ``i`` is row ``i · particles + j`` of the model's steps
     :param known_reward: the known part of the reward, of the (scaled) actions ``(n, act_dim) -> (n,)``, added to
         the model's (``None``: the model predicts the whole reward)
     :return: ``(n,)``
     """
+    n_candidates = len(sequences)
+    sequences = sequences.repeat_interleave(particles, dim=0)
     n, horizon, _ = sequences.shape
     observations = observation.expand(n, -1)
     alive = th.ones(n, device=sequences.device)
@@ -273,7 +278,7 @@ def predicted_returns(
             rewards = rewards + known_reward(sequences[:, t])
         total += alive * rewards
         alive = alive * th.as_tensor(~_terminated(termination_fn, observations), dtype=alive.dtype, device=alive.device)
-    return total
+    return total.view(n_candidates, particles).mean(dim=1)
 
 
 class MPCPolicy(BasePolicy):
@@ -289,6 +294,8 @@ class MPCPolicy(BasePolicy):
     :param planner: ``"mppi"``, ``"cem"`` or ``"random"`` (:data:`~m3po_sb3.planning.planners.PLANNERS`)
     :param planner_kwargs: keyword arguments of the planner (horizon, n_candidates, iterations, its own)
     :param planner_seed: seed of the planner's noise (reused at every deterministic call)
+    :param particles: model rollouts per candidate sequence, their returns averaged (1 for a deterministic
+        model; PETS: 20)
     """
 
     def __init__(
@@ -302,8 +309,10 @@ class MPCPolicy(BasePolicy):
         planner: str = "mppi",
         planner_kwargs: dict[str, Any] | None = None,
         planner_seed: int = 0,
+        particles: int = 1,
     ):
         super().__init__(observation_space, action_space, squash_output=True)
+        check_positive_integers(particles=particles)
         if planner not in PLANNERS:
             raise ValueError(f"unknown planner {planner!r}; choose one of {sorted(PLANNERS)}")
         if observation_space.shape != (history_layout.size,):
@@ -311,6 +320,7 @@ class MPCPolicy(BasePolicy):
         self.history_layout = history_layout
         self.model_class, self.model_kwargs = model_class, dict(model_kwargs or {})
         self.planner_name, self.planner_kwargs, self.planner_seed = planner, dict(planner_kwargs or {}), int(planner_seed)
+        self.particles = int(particles)
         self.model = model_class(history_layout, learning_rate=lr_schedule(1.0), **self.model_kwargs)
         ones = np.ones(history_layout.act_dim, np.float32)
         self.planner: Planner = PLANNERS[planner](-ones, ones, seed=self.planner_seed, **self.planner_kwargs)
@@ -327,6 +337,7 @@ class MPCPolicy(BasePolicy):
             planner=self.planner_name,
             planner_kwargs=self.planner_kwargs,
             planner_seed=self.planner_seed,
+            particles=self.particles,
         )
         return data
 
@@ -354,7 +365,9 @@ class MPCPolicy(BasePolicy):
             warm_start = previous_plans[b] if previous_plans is not None and bool(window.mask.any()) else None
             plans.append(
                 self.planner.plan(
-                    lambda sequences: predicted_returns(self.model, context, observation, sequences, self.termination_fn, known_reward),
+                    lambda sequences: predicted_returns(
+                        self.model, context, observation, sequences, self.termination_fn, self.particles, known_reward
+                    ),
                     warm_start,
                 )
             )
