@@ -30,7 +30,7 @@ Choices where the paper and its code leave room, or do not fit here:
   masked past its end, so short, terminated episodes are used too).
 - **Window**: ``M`` must not exceed the history length ``L``; at an episode start GrBAL adapts on the real steps
   the window holds (none: no adaptation), ReBAL's state starts from zero.
-- The optimizer's state persists across refits (as in the authors' TensorFlow code) but is not saved.
+- The optimizer's state persists across refits (as in the authors' TensorFlow code) and is saved with the agent.
 """
 
 from typing import Any
