@@ -9,9 +9,11 @@
   action of the plan (:mod:`~m3po_sb3.planning.planners`).
 - :class:`ModelPredictiveControl`: an SB3 ``OffPolicyAlgorithm`` whose rollouts collect real data with the
   planner (random actions for the first ``learning_starts`` steps: the random first iteration of Nagabandi,
-  Clavera et al. 2019) and whose ``train`` refits the model on **all** the real data every ``train_freq`` steps
-  (an iteration). ``learn``, ``predict``, ``save``/``load``, the logger, callbacks (``MetaEvalCallback``), the
-  progress bar and Ctrl-C are SB3's.
+  Clavera et al. 2019) and whose ``train`` refits the model on **all** the real data at the end of each
+  iteration of ``train_freq`` steps (from ``_on_step``: SB3 collects one step at a time, so that ``learn`` stops
+  at its budget). ``learn``, ``predict``, ``save``/``load``, the logger, callbacks (``MetaEvalCallback``), the
+  progress bar and Ctrl-C are SB3's. A save keeps the model, its normalisation statistics and optimizer, the
+  planner's generator and the last plan, so that a resumed run continues as the uninterrupted one.
 
 Decisions where the papers' code does not fit the tasks here:
 
