@@ -43,7 +43,7 @@ def module_commands() -> list[list[str]]:
 
 
 def test_the_readme_has_the_blocks_and_budgets_this_test_runs():
-    assert len(code_blocks("python")) == 4 and len(module_commands()) >= 6
+    assert len(code_blocks("python")) == 5 and len(module_commands()) >= 6
     for budget in TINY_BUDGETS:
         assert budget in README, budget
 
