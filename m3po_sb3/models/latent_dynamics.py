@@ -194,7 +194,9 @@ class LatentDynamicsModel(nn.Module):
     def _normalise_obs(self, obs: th.Tensor) -> th.Tensor:
         return (obs - self.obs_mean) / self.obs_std
 
-    def predict(self, obs: th.Tensor, actions: th.Tensor, z: th.Tensor, delta: Optional[th.Tensor] = None) -> dict[str, th.Tensor]:
+    def predict(
+        self, obs: th.Tensor, actions: th.Tensor, z: th.Tensor, delta: Optional[th.Tensor] = None, generator: Optional[th.Generator] = None
+    ) -> dict[str, th.Tensor]:
         """
         Distributions of the normalised observation change and reward, member ``b`` on row group ``b``.
 
@@ -203,6 +205,7 @@ class LatentDynamicsModel(nn.Module):
         :param z: latents, shape ``(B, N, latent_dim)``
         :param delta: raw observation changes the reward network sees, shape ``(B, N, obs_dim)``; ``None``: a
             draw of the transition's prediction (imagination)
+        :param generator: source of that draw's noise (``None``: PyTorch's global generator)
         :return: ``delta_mean``, ``delta_logvar`` (normalised), ``delta`` (raw, the one the reward saw),
             ``reward_mean``, ``reward_logvar`` (normalised, last dimension 1)
         """
@@ -210,7 +213,8 @@ class LatentDynamicsModel(nn.Module):
         obs_features, act_features = self._normalise_obs(obs), (actions - self.act_mean) / self.act_std
         delta_mean, delta_logvar = self.transition(th.cat([obs_features, act_features, z_dynamics], dim=-1))
         if delta is None:
-            normalised_delta = delta_mean + th.exp(0.5 * delta_logvar) * th.randn_like(delta_mean)
+            noise = th.randn(delta_mean.shape, generator=generator, device=delta_mean.device)
+            normalised_delta = delta_mean + th.exp(0.5 * delta_logvar) * noise
             delta = normalised_delta * self.delta_std + self.delta_mean
         else:
             normalised_delta = (delta - self.delta_mean) / self.delta_std

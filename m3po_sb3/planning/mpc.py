@@ -53,7 +53,7 @@ from stable_baselines3.common.vec_env import VecEnv
 
 from m3po_sb3.history import HistoryLayout
 from m3po_sb3.m3po import _history_env, check_conditions, check_integers
-from m3po_sb3.planning.planners import PLANNERS, Planner
+from m3po_sb3.planning.planners import PLANNERS, Planner, check_positive_integers
 from m3po_sb3.rollouts import TerminationFn, _terminated
 
 RELATIVE_STD_EPSILON = 1e-6
@@ -240,7 +240,12 @@ class PlanningModel(th.nn.Module, ABC):
 
 
 def predicted_returns(
-    model: PlanningModel, context: Any, observation: th.Tensor, sequences: th.Tensor, termination_fn: TerminationFn | None
+    model: PlanningModel,
+    context: Any,
+    observation: th.Tensor,
+    sequences: th.Tensor,
+    termination_fn: TerminationFn | None,
+    particles: int = 1,
 ) -> th.Tensor:
     """
     Undiscounted sum of the model's rewards along each candidate sequence (as learning_to_adapt), a candidate's
@@ -249,8 +254,12 @@ def predicted_returns(
     :param context: the model adapted to the current window
     :param observation: the current observation ``(obs_dim,)``
     :param sequences: candidate action sequences ``(n, horizon, act_dim)``, scaled to ``[-1, 1]``
+    :param particles: rollouts per candidate, averaged (PETS's trajectory sampling for a stochastic model);
+        particle ``j`` of candidate ``i`` is row ``i · particles + j`` of the model's steps
     :return: ``(n,)``
     """
+    n_candidates = len(sequences)
+    sequences = sequences.repeat_interleave(particles, dim=0)
     n, horizon, _ = sequences.shape
     observations = observation.expand(n, -1)
     alive = th.ones(n, device=sequences.device)
@@ -259,7 +268,7 @@ def predicted_returns(
         observations, rewards, context = model.step(context, observations, sequences[:, t])
         total += alive * rewards
         alive = alive * th.as_tensor(~_terminated(termination_fn, observations), dtype=alive.dtype, device=alive.device)
-    return total
+    return total.view(n_candidates, particles).mean(dim=1)
 
 
 class MPCPolicy(BasePolicy):
@@ -275,6 +284,8 @@ class MPCPolicy(BasePolicy):
     :param planner: ``"mppi"``, ``"cem"`` or ``"random"`` (:data:`~m3po_sb3.planning.planners.PLANNERS`)
     :param planner_kwargs: keyword arguments of the planner (horizon, n_candidates, iterations, its own)
     :param planner_seed: seed of the planner's noise (reused at every deterministic call)
+    :param particles: model rollouts per candidate sequence, their returns averaged (1 for a deterministic
+        model; PETS: 20)
     """
 
     def __init__(
@@ -288,8 +299,10 @@ class MPCPolicy(BasePolicy):
         planner: str = "mppi",
         planner_kwargs: dict[str, Any] | None = None,
         planner_seed: int = 0,
+        particles: int = 1,
     ):
         super().__init__(observation_space, action_space, squash_output=True)
+        check_positive_integers(particles=particles)
         if planner not in PLANNERS:
             raise ValueError(f"unknown planner {planner!r}; choose one of {sorted(PLANNERS)}")
         if observation_space.shape != (history_layout.size,):
@@ -297,6 +310,7 @@ class MPCPolicy(BasePolicy):
         self.history_layout = history_layout
         self.model_class, self.model_kwargs = model_class, dict(model_kwargs or {})
         self.planner_name, self.planner_kwargs, self.planner_seed = planner, dict(planner_kwargs or {}), int(planner_seed)
+        self.particles = int(particles)
         self.model = model_class(history_layout, learning_rate=lr_schedule(1.0), **self.model_kwargs)
         ones = np.ones(history_layout.act_dim, np.float32)
         self.planner: Planner = PLANNERS[planner](-ones, ones, seed=self.planner_seed, **self.planner_kwargs)
@@ -311,6 +325,7 @@ class MPCPolicy(BasePolicy):
             planner=self.planner_name,
             planner_kwargs=self.planner_kwargs,
             planner_seed=self.planner_seed,
+            particles=self.particles,
         )
         return data
 
@@ -333,7 +348,7 @@ class MPCPolicy(BasePolicy):
             observation = histories[b, : self.history_layout.obs_dim]
             warm_start = previous_plans[b] if previous_plans is not None and bool(window.mask.any()) else None
             plans.append(
-                self.planner.plan(lambda sequences: predicted_returns(self.model, context, observation, sequences, self.termination_fn), warm_start)
+                self.planner.plan(lambda sequences: predicted_returns(self.model, context, observation, sequences, self.termination_fn, self.particles), warm_start)
             )
         return th.stack(plans)
 

@@ -1,0 +1,119 @@
+"""GHP-MDP as an agent: the histories it trains on, trajectory sampling, the SB3 plumbing (save/load, Ctrl-C,
+MetaEvalCallback) and its errors. The model's latent is tested in ``test_latent_dynamics.py``."""
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch as th
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.evaluation import evaluate_policy
+from stable_baselines3.common.monitor import Monitor
+from stable_baselines3.common.vec_env import DummyVecEnv
+
+from m3po_sb3.agents.ghp_mdp import GHPMDP, GHPMDPModel, transition_histories
+from m3po_sb3.evaluation import MetaEvalCallback
+from m3po_sb3.history import HistoryLayout, HistoryObservation
+from m3po_sb3.planning.mpc import TransitionData, Window, predicted_returns
+
+TINY_MODEL = dict(latent_dim=2, ensemble_size=2, hidden_units=16, num_hidden_layers=1, encoder_arch=(16,), epochs=2)
+SMALL = dict(learning_starts=60, train_freq=60, particles=4, planner_kwargs=dict(horizon=4, n_candidates=16, n_elites=4, iterations=2), seed=0)
+
+
+def _pendulum() -> HistoryObservation:
+    return HistoryObservation(gym.make("Pendulum-v1", max_episode_steps=60), history_length=4)
+
+
+def test_training_histories_are_the_windows_the_agent_saw():
+    # Two episodes of Pendulum (torque bound 2) in HistoryObservation: the histories rebuilt from the transitions
+    # must be the wrapper's observations, with the actions in the scaled space [-1, 1] the data keeps.
+    env = HistoryObservation(gym.make("Pendulum-v1", max_episode_steps=7), history_length=3)
+    layout, rows = env.history_layout, []
+    env.action_space.seed(0)
+    for episode in range(2):
+        history, _ = env.reset(seed=episode)
+        for _ in range(7):
+            action = env.action_space.sample()
+            next_history, reward, *_ = env.step(action)
+            rows.append((history, action / 2.0, reward, next_history[: layout.obs_dim], episode))
+            history = next_history
+    histories, actions, rewards, next_obs, episodes = (np.array(column) for column in zip(*rows))
+    columns = (histories[:, : layout.obs_dim], actions, rewards, next_obs)
+    data = TransitionData(*(th.as_tensor(x, dtype=th.float32) for x in columns), th.as_tensor(episodes))
+    current, past_obs, past_act, past_rew, mask = layout.split(th.as_tensor(histories))
+    th.testing.assert_close(transition_histories(layout, data), layout.join(current, past_obs, past_act / 2.0, past_rew, mask))
+
+
+def test_particles_keep_their_member_and_latent_along_the_horizon():
+    layout = HistoryLayout(obs_dim=2, act_dim=1, history_length=3)
+    model = GHPMDPModel(layout, 1e-3, **TINY_MODEL)
+    window = Window(th.randn(1, 3, 2), th.rand(1, 3, 1), th.randn(1, 3), th.randn(1, 3, 2), th.ones(1, 3))
+    context = model.adapt(window)
+    obs, actions = th.randn(5, 2), th.rand(5, 1)
+    with th.no_grad():
+        _, _, context = model.step(context, obs, actions)
+        z = context["z"].clone()
+        _, _, context = model.step(context, obs, actions)
+    assert z.shape == (5, 2) and th.equal(context["z"], z)
+    # Row r goes to member r mod B: rows 0, 2, 4 to member 0, rows 1, 3 to member 1.
+    grouped = model._by_member(th.arange(5.0)[:, None])
+    assert grouped[..., 0].tolist() == [[0.0, 2.0, 4.0], [1.0, 3.0, 0.0]]
+    th.testing.assert_close(model._by_row(grouped, 5), th.arange(5.0)[:, None])
+    # The noise restarts with the window: the same window gives the same imagined returns.
+    sequences = th.rand(3, 4, 1) * 2 - 1
+    returns = [predicted_returns(model, model.adapt(window), obs[0], sequences, None, particles=4) for _ in range(2)]
+    th.testing.assert_close(returns[0], returns[1])
+
+
+def test_save_load_gives_identical_actions_and_a_ctrl_c_leaves_a_loadable_agent(tmp_path):
+    class CtrlC(BaseCallback):
+        def _on_step(self) -> bool:
+            if self.num_timesteps == 70:  # while planning, after the first fit
+                raise KeyboardInterrupt
+            return True
+
+    agent = GHPMDP("MPCPolicy", _pendulum(), model_kwargs=TINY_MODEL, **SMALL)
+    with pytest.raises(KeyboardInterrupt):
+        agent.learn(150, callback=CtrlC())
+    assert agent.num_timesteps == 70 and bool(agent.policy.model.fitted)
+    agent.save(tmp_path / "agent")
+    loaded = GHPMDP.load(tmp_path / "agent", env=_pendulum())
+    assert loaded.policy.particles == 4 and loaded.policy.planner_name == "cem"
+    env = _pendulum()
+    obs, _ = env.reset(seed=3)
+    for _ in range(5):
+        action, plans = agent.predict(obs, deterministic=True)
+        loaded_action, loaded_plans = loaded.predict(obs, deterministic=True)
+        np.testing.assert_array_equal(action, loaded_action)
+        np.testing.assert_array_equal(plans[0], loaded_plans[0])
+        assert env.action_space.contains(action.astype(np.float32))
+        obs, *_ = env.step(action)
+    loaded.learn(30, reset_num_timesteps=False)
+    assert loaded.num_timesteps >= 100
+
+
+def test_agent_works_with_evaluate_policy_and_meta_eval_callback(tmp_path):
+    small_mppi = dict(SMALL, planner_kwargs=dict(horizon=4, n_candidates=16, iterations=2))
+    agent = GHPMDP("MPCPolicy", _pendulum(), model_kwargs=dict(TINY_MODEL, reward_latent_dim=1), planner="mppi", **small_mppi)
+    eval_env = DummyVecEnv([lambda: Monitor(_pendulum())])
+    callback = MetaEvalCallback(eval_env, str(tmp_path / "eval.csv"), n_eval_episodes=1, eval_freq=100, eval_seed=0)
+    agent.learn(100, callback=callback)
+    assert (tmp_path / "eval.csv").read_text().count("\n") == 2
+    assert np.isfinite(agent.logger.name_to_value["model/nll"])
+    returns, _ = evaluate_policy(agent, eval_env, n_eval_episodes=1)
+    assert np.isfinite(returns)
+
+
+def test_bad_arguments_raise_clear_errors():
+    with pytest.raises(ValueError, match="particles"):
+        GHPMDP("MPCPolicy", _pendulum(), particles=0)
+    with pytest.raises(ValueError, match="unknown planner"):
+        GHPMDP("MPCPolicy", _pendulum(), planner="ilqr")
+    with pytest.raises(ValueError, match="reward_latent_dim"):
+        GHPMDP("MPCPolicy", _pendulum(), model_kwargs=dict(TINY_MODEL, reward_latent_dim=2))
+    with pytest.raises(ValueError, match="epochs"):
+        GHPMDP("MPCPolicy", _pendulum(), model_kwargs=dict(TINY_MODEL, epochs=0))
+    with pytest.raises(ValueError, match="HistoryObservation"):
+        GHPMDP("MPCPolicy", gym.make("Pendulum-v1"))
+    agent = GHPMDP("MPCPolicy", _pendulum(), model_kwargs=TINY_MODEL, **SMALL)
+    with pytest.raises(RuntimeError, match="not been fitted"):
+        agent.predict(agent.env.reset())
