@@ -10,10 +10,12 @@ from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv
 
+from hidden_task_systems import SYSTEMS, hidden_task_data
 from m3po_sb3.agents.ghp_mdp import GHPMDP, GHPMDPModel, transition_histories
 from m3po_sb3.evaluation import MetaEvalCallback
 from m3po_sb3.history import HistoryLayout, HistoryObservation
 from m3po_sb3.planning.mpc import TransitionData, Window, predicted_returns
+from m3po_sb3.planning.planners import CEM
 
 TINY_MODEL = dict(latent_dim=2, ensemble_size=2, hidden_units=16, num_hidden_layers=1, encoder_arch=(16,), epochs=2)
 SMALL = dict(learning_starts=60, train_freq=60, particles=4, planner_kwargs=dict(horizon=4, n_candidates=16, n_elites=4, iterations=2), seed=0)
@@ -62,6 +64,32 @@ def test_particles_keep_their_member_and_latent_along_the_horizon():
     sequences = th.rand(3, 4, 1) * 2 - 1
     returns = [predicted_returns(model, model.adapt(window), obs[0], sequences, None, particles=4) for _ in range(2)]
     th.testing.assert_close(returns[0], returns[1])
+
+
+@pytest.mark.parametrize("latent", [dict(latent_dim=4, reward_latent_dim=2), dict(latent_dim=0)], ids=["structured", "no latent"])
+def test_the_plan_follows_the_goal_inferred_from_the_window(latent):
+    # A point mass whose reward pays for moving in a hidden direction (+1 or -1) that switches every 25 steps: with
+    # the goal latent inferred from the window, the first planned action pushes the right way; without a latent,
+    # the planner cannot tell the directions apart.
+    layout = SYSTEMS["reward_sign"][1]
+    train = hidden_task_data("reward_sign", np.random.default_rng(0), 15)
+    test = hidden_task_data("reward_sign", np.random.default_rng(1), 4, labels=True)
+    th.manual_seed(0)
+    model = GHPMDPModel(layout, 3e-3, ensemble_size=2, hidden_units=64, num_hidden_layers=2, encoder_arch=(64,), **latent)
+    model.latent_model.fit(*train, epochs=20, batch_size=128, rng=np.random.default_rng(0))
+    planner = CEM(-np.ones(2), np.ones(2), horizon=3, n_candidates=64, n_elites=8, iterations=3, seed=0)
+    correct = []
+    for row in np.flatnonzero(test[5] >= layout.history_length)[::5]:  # windows inside one task
+        current, past_obs, past_act, past_rew, mask = layout.split(th.as_tensor(test[0][row : row + 1]))
+        window = Window(past_obs, past_act, past_rew, th.cat([past_obs[:, 1:], current[:, None]], dim=1), mask)
+        with th.no_grad():
+            context = model.adapt(window)
+            plan = planner.plan(lambda sequences: predicted_returns(model, context, current[0], sequences, None, particles=4))
+        correct.append(np.sign(plan[0, 0].item()) == test[4][row])
+    if latent["latent_dim"]:
+        assert np.mean(correct) > 0.9, np.mean(correct)
+    else:
+        assert np.mean(correct) < 0.75, np.mean(correct)
 
 
 def test_save_load_gives_identical_actions_and_a_ctrl_c_leaves_a_loadable_agent(tmp_path):

@@ -136,7 +136,7 @@ class GHPMDPModel(PlanningModel):
         members = self.latent_model.ensemble_size
         padding = -len(x) % members
         x = th.cat([x, x[:1].expand(padding, -1)]) if padding else x
-        return x.view(-1, members, x.shape[-1]).transpose(0, 1)
+        return x.reshape(len(x) // members, members, x.shape[-1]).transpose(0, 1)
 
     @staticmethod
     def _by_row(x: th.Tensor, n: int) -> th.Tensor:
