@@ -12,7 +12,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv
 
 from hidden_task_systems import SYSTEMS, hidden_task_data
 from m3po_sb3.agents.ghp_mdp import GHPMDP, GHPMDPModel, transition_histories
-from m3po_sb3.evaluation import MetaEvalCallback
+from m3po_sb3.callbacks.evaluation import MetaEvalCallback
 from m3po_sb3.history import HistoryLayout, HistoryObservation
 from m3po_sb3.planning.mpc import TransitionData, Window, predicted_returns
 from m3po_sb3.planning.planners import CEM

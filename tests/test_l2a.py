@@ -13,6 +13,7 @@ from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv
 
 from hidden_task_systems import gain_step
+import meta_mujoco_envs  # noqa: F401  (registers the envs)
 from m3po_sb3.agents.l2a import GrBAL, GrBALModel, ReBAL, ReBALModel
 from m3po_sb3.evaluation import MetaEvalCallback
 from m3po_sb3.history import HistoryLayout, HistoryObservation
@@ -122,11 +123,41 @@ class _Counter(PlanningModel):
         return observations + actions[:, :1], th.ones(len(observations)), context
 
 
-def test_predicted_returns_stop_at_the_envs_termination():
+def test_predicted_returns_stop_at_the_envs_termination_and_add_the_known_reward():
     model = _Counter(HistoryLayout(1, 1, 2), learning_rate=1.0)
     sequences = th.stack([th.full((6, 1), 1.0), th.full((6, 1), -1.0)])  # x = 1, 2, 3, ... and -1, -2, ...
     returns = predicted_returns(model, None, th.zeros(1), sequences, lambda next_obs: next_obs[:, 0] >= 3)
     assert returns.tolist() == [3.0, 6.0]  # the step that terminates earns its reward, none after it
+    returns = predicted_returns(model, None, th.zeros(1), sequences, None, known_reward=lambda actions: actions[:, 0] / 2)
+    assert returns.tolist() == [9.0, 3.0]
+
+
+def test_known_action_reward_is_taken_out_of_what_the_model_learns_and_adapts_to():
+    """HalfCheetahFwdBwd's control cost is the same for both directions: the model learns the rest of the reward."""
+    env = HistoryObservation(gym.make("HalfCheetahFwdBwd-v0", max_episode_steps=40), history_length=4)
+    agent = GrBAL("MPCPolicy", env, known_action_reward=True, model_kwargs=MODELS[GrBAL], **SMALL)
+    agent.learn(60)
+    fitted = []
+    original_fit = agent.policy.model.fit
+    agent.policy.model.fit = lambda data: fitted.append(data) or original_fit(data)
+    agent.train(1, 1)
+    rows = agent.replay_buffer.pos
+    actions = agent.replay_buffer.actions[:rows, 0]  # scaled: the cheetah's bounds are [-1, 1] already
+    control_cost = -0.1 * np.sum(actions**2, axis=1)
+    np.testing.assert_allclose(fitted[0].rewards.numpy(), agent.replay_buffer.rewards[:rows, 0] - control_cost, rtol=1e-5, atol=1e-6)
+    history = agent.env.reset()
+    for _ in range(2):  # two real steps in the window, two padded slots
+        history, *_ = agent.env.step(agent.predict(history)[0])
+    adapted = []
+    saved = agent.policy.model.adapt
+    agent.policy.model.adapt = lambda window: adapted.append(window) or saved(window)
+    agent.predict(history)
+    _, _, past_actions, past_rewards, mask = env.history_layout.split(history[0])
+    expected = (past_rewards - (-0.1 * np.sum(past_actions**2, axis=1))) * mask
+    assert mask.tolist() == [0, 0, 1, 1]
+    np.testing.assert_allclose(adapted[0].rewards[0].numpy(), expected, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="action_reward_fn"):
+        GrBAL("MPCPolicy", _pendulum(), known_action_reward=True, model_kwargs=MODELS[GrBAL])
 
 
 def test_the_history_window_is_the_transitions_it_holds():

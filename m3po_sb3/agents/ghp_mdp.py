@@ -39,7 +39,7 @@ import numpy as np
 import torch as th
 from stable_baselines3.common.type_aliases import GymEnv
 
-from m3po_sb3.history import HistoryLayout
+from m3po_sb3.history.layout import HistoryLayout
 from m3po_sb3.models.latent_dynamics import LatentDynamicsModel
 from m3po_sb3.planning.mpc import MPCPolicy, ModelPredictiveControl, PlanningModel, TransitionData, Window
 from m3po_sb3.planning.planners import check_positive_integers

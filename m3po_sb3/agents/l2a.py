@@ -107,10 +107,11 @@ class _RegressionModel(PlanningModel):
         self.input_scaler.fit(th.cat([data.observations, data.actions], dim=-1))
         self.target_scaler.fit(th.cat([data.next_observations - data.observations, data.rewards[:, None]], dim=-1))
 
-    def _early_stopped_training(self, run_epoch: Any, validation_loss: Any) -> dict[str, float]:
+    def _early_stopped_training(self, run_epoch: Any, validation_loss: Any, updates_per_epoch: int) -> dict[str, float]:
         """
-        Alternate ``run_epoch()`` (returns the mean training loss) and ``validation_loss()`` until ``patience``
-        epochs bring no improvement or ``max_epochs`` have run; restore the best weights.
+        Alternate ``run_epoch()`` (``updates_per_epoch`` updates; returns the mean training loss) and
+        ``validation_loss()`` until ``patience`` epochs bring no improvement or ``max_epochs`` have run; restore
+        the best weights.
         """
         best_loss, best_state, best_epoch, train_loss = float(validation_loss()), self._weights(), 0, float("nan")
         initial_loss = best_loss
@@ -125,7 +126,14 @@ class _RegressionModel(PlanningModel):
                 break
         self.load_state_dict(best_state)
         self.fitted.fill_(True)
-        return dict(validation_loss=best_loss, initial_validation_loss=initial_loss, train_loss=train_loss, epochs=epoch, best_epoch=best_epoch)
+        return dict(
+            validation_loss=best_loss,
+            initial_validation_loss=initial_loss,
+            train_loss=train_loss,
+            epochs=epoch,
+            best_epoch=best_epoch,
+            updates=epoch * updates_per_epoch,
+        )
 
     def _weights(self) -> dict[str, th.Tensor]:
         return {name: value.detach().clone() for name, value in self.state_dict().items()}
@@ -211,7 +219,7 @@ class GrBALModel(_RegressionModel):
                 f"GrBAL needs episodes of at least M + K = {length} consecutive steps in its training and validation data; "
                 f"got {len(data)} transitions with {len(train_starts)} training and {len(validation_starts)} validation windows"
             )
-        validation_starts = validation_starts[th.randperm(len(validation_starts))[: 20 * self.meta_batch_size]]
+        validation_starts = validation_starts[th.randperm(len(validation_starts))[: 10 * self.meta_batch_size]]
         updates = max(1, int((~validation).sum()) // (self.meta_batch_size * length))
 
         def run_epoch() -> float:
@@ -225,17 +233,21 @@ class GrBALModel(_RegressionModel):
                 total += loss.item()
             return total / updates
 
-        def validation_loss() -> float:
+        def validation_loss() -> float:  # in parts: each window holds its own adapted copy of the weights
             with th.no_grad():
-                return self._window_loss(data.windows(validation_starts, length)).item()
+                chunks = validation_starts.split(5 * self.meta_batch_size)
+                return float(np.mean([self._window_loss(data.windows(starts, length)).item() for starts in chunks]))
 
-        return self._early_stopped_training(run_epoch, validation_loss)
+        return self._early_stopped_training(run_epoch, validation_loss, updates)
 
     def adapt(self, window: Window) -> Params:
         m = self.adaptation_steps
-        inputs = self._inputs(window.observations[:, -m:], window.actions[:, -m:])
-        targets = self._targets(window.observations[:, -m:], window.rewards[:, -m:], window.next_observations[:, -m:])
-        return {name: value[0].detach() for name, value in self.adapted_params(inputs, targets, window.mask[:, -m:]).items()}
+        inputs = self._inputs(window.observations[0, -m:], window.actions[0, -m:])
+        targets = self._targets(window.observations[0, -m:], window.rewards[0, -m:], window.next_observations[0, -m:])
+        params = dict(self.net.named_parameters())
+        with th.enable_grad():  # one window: autograd's grad, several times cheaper than vmap's for a single row
+            grads = th.autograd.grad(self._loss(params, inputs, targets, window.mask[0, -m:]), list(params.values()))
+        return {name: (value - self.inner_learning_rate * g).detach() for (name, value), g in zip(params.items(), grads)}
 
     def step(self, context: Params, observations: th.Tensor, actions: th.Tensor) -> tuple[th.Tensor, th.Tensor, Params]:
         z = functional_call(self.net, context, (self._inputs(observations, actions),))
@@ -317,7 +329,7 @@ class ReBALModel(_RegressionModel):
             with th.no_grad():
                 return self._chunk_loss(validation_chunks).item()
 
-        return self._early_stopped_training(run_epoch, validation_loss)
+        return self._early_stopped_training(run_epoch, validation_loss, updates)
 
     def adapt(self, window: Window) -> tuple[th.Tensor, th.Tensor]:
         inputs = self._inputs(window.observations, window.actions)

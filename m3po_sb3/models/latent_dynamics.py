@@ -17,7 +17,7 @@ networks (ELBO: expected log-likelihood minus ``KL(q ‖ prior)``) and, at test 
 an episode every 15 s, unannounced, and training data carries no task label, so the posterior is
 **amortised on the recent window**: ``q(z | c)`` for the context ``c`` of the last ``L`` transitions that the
 history observation holds (:class:`~m3po_sb3.history.HistoryObservation`), the product of one Gaussian factor
-per transition (PEARL's permutation-invariant encoder, :class:`~m3po_sb3.pearl.ContextEncoder`; a product of
+per transition (PEARL's permutation-invariant encoder, :class:`~m3po_sb3.models.context.ContextEncoder`; a product of
 Gaussian factors is what a Gaussian per-task posterior becomes when each transition contributes evidence).
 Each training row ``(h_t, a_t, o_{t+1}, r_t)`` maximises
 
@@ -36,7 +36,7 @@ Choices the paper leaves open, taken from PETS or this package, and why:
 - a fixed number of epochs per fit, starting from the current weights (PETS trains 5 epochs per iteration;
   no holdout), and the input statistics refitted at every fit (PETS);
 - targets standardised with the statistics of the first fit, kept afterwards, as this package's
-  :class:`~m3po_sb3.dynamics.DynamicsModel` does (refitting them would rescale what the previous weights mean);
+  :class:`~m3po_sb3.models.networks.DynamicsModel` does (refitting them would rescale what the previous weights mean);
 - the reward network also sees the observation change (``r`` depends on where the step ends, e.g. a velocity);
   in training the true change, when imagining the sampled one;
 - ``kl_weight`` 0.1 per row (PEARL's weight for the same amortised encoder): each row carries its own posterior,
@@ -52,9 +52,9 @@ from stable_baselines3.common.utils import get_device
 from torch import nn
 from torch.nn import functional as F
 
-from m3po_sb3.dynamics import EnsembleLinear, _gaussian_nll, fit_statistics, transition_tensors
-from m3po_sb3.history import HistoryLayout
-from m3po_sb3.pearl import ContextEncoder, kl_to_standard_normal
+from m3po_sb3.history.layout import HistoryLayout
+from m3po_sb3.models.context import ContextEncoder, kl_to_standard_normal
+from m3po_sb3.models.networks import EnsembleLinear, fit_statistics, gaussian_nll, transition_tensors
 
 # PETS's initial soft bounds of the (normalised) log-variance and the weight of the penalty that tightens them.
 _INITIAL_MAX_LOGVAR = 0.5
@@ -235,8 +235,8 @@ class LatentDynamicsModel(nn.Module):
         z = mean + variance.sqrt() * th.randn_like(mean)
         obs = self.history_layout.split(histories)[0]
         prediction = self.predict(obs, actions, z, delta=next_obs - obs)
-        nll = _gaussian_nll(prediction["delta_mean"], prediction["delta_logvar"], prediction["delta"].sub(self.delta_mean).div(self.delta_std)).sum(-1)
-        nll = nll + _gaussian_nll(prediction["reward_mean"], prediction["reward_logvar"], (rewards[..., None] - self.rew_mean) / self.rew_std).sum(-1)
+        nll = gaussian_nll(prediction["delta_mean"], prediction["delta_logvar"], prediction["delta"].sub(self.delta_mean).div(self.delta_std)).sum(-1)
+        nll = nll + gaussian_nll(prediction["reward_mean"], prediction["reward_logvar"], (rewards[..., None] - self.rew_mean) / self.rew_std).sum(-1)
         kl = kl_to_standard_normal(mean, variance) if self.encoder is not None else th.zeros_like(nll)
         loss = (nll + self.kl_weight * kl).mean() + self.transition.bound_penalty() + self.reward.bound_penalty()
         return loss, dict(nll=nll.mean().item(), kl=kl.mean().item())

@@ -25,8 +25,11 @@ Decisions where the papers' code does not fit the tasks here:
   whenever ``L`` is at least the number of steps since the last switch, and forgets the old task otherwise.
 - **The reward is learned.** learning_to_adapt's planner scores sequences with a hand-written reward of the
   state, but in the direction envs the reward depends on the hidden task. The model predicts the reward with a
-  head adapted together with the dynamics, which is consistent with any hidden task; the known reward function
-  is not used.
+  head adapted together with the dynamics, which is consistent with any hidden task. The known reward is an
+  option only where it cannot leak the task: ``known_action_reward=True`` takes the env's
+  ``action_reward_fn`` (the v5 control cost, the same for every task) as known, the model learning the rest
+  of the reward (as ``M3PO(known_action_reward=True)``); a known reward of the state is not offered, since in
+  the direction envs it would be the hidden task's.
 - **Termination.** The env's batched health rule ``termination_fn(next_obs)`` (Ant, Walker, Humanoid) ends a
   candidate's predicted rollout: no reward is counted after the step that terminates it.
 - **Warm start.** The plan is returned as the recurrent ``state`` of SB3's ``predict`` (``evaluate_policy``
@@ -39,6 +42,7 @@ Decisions where the papers' code does not fit the tasks here:
 """
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -54,7 +58,7 @@ from stable_baselines3.common.vec_env import VecEnv
 from m3po_sb3.history import HistoryLayout
 from m3po_sb3.m3po import _history_env, check_conditions, check_integers
 from m3po_sb3.planning.planners import PLANNERS, Planner, check_positive_integers
-from m3po_sb3.rollouts import TerminationFn, _terminated
+from m3po_sb3.rollouts import ActionRewardFn, TerminationFn, _terminated, known_action_rewards
 
 RELATIVE_STD_EPSILON = 1e-6
 
@@ -246,6 +250,7 @@ def predicted_returns(
     sequences: th.Tensor,
     termination_fn: TerminationFn | None,
     particles: int = 1,
+    known_reward: Callable[[th.Tensor], th.Tensor] | None = None,
 ) -> th.Tensor:
     """
     Undiscounted sum of the model's rewards along each candidate sequence (as learning_to_adapt), a candidate's
@@ -254,8 +259,11 @@ def predicted_returns(
     :param context: the model adapted to the current window
     :param observation: the current observation ``(obs_dim,)``
     :param sequences: candidate action sequences ``(n, horizon, act_dim)``, scaled to ``[-1, 1]``
+    :param termination_fn: the env's batched health rule (``None``: never terminal)
     :param particles: rollouts per candidate, averaged (PETS's trajectory sampling for a stochastic model);
         particle ``j`` of candidate ``i`` is row ``i · particles + j`` of the model's steps
+    :param known_reward: the known part of the reward, of the (scaled) actions ``(n, act_dim) -> (n,)``, added to
+        the model's (``None``: the model predicts the whole reward)
     :return: ``(n,)``
     """
     n_candidates = len(sequences)
@@ -266,6 +274,8 @@ def predicted_returns(
     total = th.zeros(n, device=sequences.device)
     for t in range(horizon):
         observations, rewards, context = model.step(context, observations, sequences[:, t])
+        if known_reward is not None:
+            rewards = rewards + known_reward(sequences[:, t])
         total += alive * rewards
         alive = alive * th.as_tensor(~_terminated(termination_fn, observations), dtype=alive.dtype, device=alive.device)
     return total.view(n_candidates, particles).mean(dim=1)
@@ -314,7 +324,9 @@ class MPCPolicy(BasePolicy):
         self.model = model_class(history_layout, learning_rate=lr_schedule(1.0), **self.model_kwargs)
         ones = np.ones(history_layout.act_dim, np.float32)
         self.planner: Planner = PLANNERS[planner](-ones, ones, seed=self.planner_seed, **self.planner_kwargs)
-        self.termination_fn: TerminationFn | None = None  # the env's, set by the algorithm (not saved)
+        # the env's functions, set by the algorithm (not saved)
+        self.termination_fn: TerminationFn | None = None
+        self.action_reward_fn: ActionRewardFn | None = None
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         data = super()._get_constructor_parameters()
@@ -339,6 +351,10 @@ class MPCPolicy(BasePolicy):
         if not bool(self.model.fitted):
             raise RuntimeError("the planning model has not been fitted yet: train the agent (learn) before predicting")
         windows = Window.from_histories(self.history_layout, histories, self.action_space)
+        known_reward = None if self.action_reward_fn is None else self.known_reward
+        if known_reward is not None:  # the model adapts to the rest of the reward, as it was trained on
+            flat_actions = windows.actions.reshape(-1, windows.actions.shape[-1])
+            windows.rewards = windows.rewards - known_reward(flat_actions).reshape(windows.rewards.shape) * windows.mask
         plans = []
         for b in range(len(histories)):
             if deterministic:
@@ -348,9 +364,20 @@ class MPCPolicy(BasePolicy):
             observation = histories[b, : self.history_layout.obs_dim]
             warm_start = previous_plans[b] if previous_plans is not None and bool(window.mask.any()) else None
             plans.append(
-                self.planner.plan(lambda sequences: predicted_returns(self.model, context, observation, sequences, self.termination_fn, self.particles), warm_start)
+                self.planner.plan(
+                    lambda sequences: predicted_returns(
+                        self.model, context, observation, sequences, self.termination_fn, self.particles, known_reward
+                    ),
+                    warm_start,
+                )
             )
         return th.stack(plans)
+
+    def known_reward(self, actions: th.Tensor) -> th.Tensor:
+        """:return: the env's known reward of actions in the scaled space, ``(n, act_dim) -> (n,)``"""
+        assert self.action_reward_fn is not None
+        rewards = known_action_rewards(self.action_reward_fn, self.unscale_action(actions.cpu().numpy()))
+        return th.as_tensor(rewards, device=actions.device)
 
     def _predict(self, observation: th.Tensor, deterministic: bool = False) -> th.Tensor:
         return self.plan(observation, deterministic=deterministic)[:, 0]
@@ -399,6 +426,8 @@ class ModelPredictiveControl(OffPolicyAlgorithm):
     :param learning_starts: random-action steps before planning starts (the random first iteration)
     :param train_freq: env steps per iteration: the model is refitted on all the data after each
     :param history_length: ``L``, the window the model adapts to (checked against a wrapped env)
+    :param known_action_reward: take the env's ``action_reward_fn`` (its task-independent control cost) as known
+        and learn the rest of the reward (see the module docstring)
     :param policy_kwargs: extra arguments of :class:`MPCPolicy`
     :param tensorboard_log: TensorBoard log folder
     :param verbose: 0 silent, 1 info
@@ -424,6 +453,7 @@ class ModelPredictiveControl(OffPolicyAlgorithm):
         learning_starts: int = 5000,
         train_freq: int = 5000,
         history_length: int | None = None,
+        known_action_reward: bool = False,
         policy_kwargs: dict[str, Any] | None = None,
         tensorboard_log: str | None = None,
         verbose: int = 0,
@@ -446,6 +476,7 @@ class ModelPredictiveControl(OffPolicyAlgorithm):
         self.history_layout: HistoryLayout | None = None
         self._planner_arguments = dict(planner=planner, planner_kwargs=dict(planner_kwargs or {}), planner_seed=planner_seed)
         self.model_kwargs = dict(model_kwargs or {})
+        self.known_action_reward = bool(known_action_reward)
         if env is not None:
             env, self.history_layout = _history_env(env, history_length, verbose, algo)
         super().__init__(
@@ -466,6 +497,7 @@ class ModelPredictiveControl(OffPolicyAlgorithm):
             supported_action_spaces=(spaces.Box,),
         )
         self.termination_fn: TerminationFn | None = None
+        self.action_reward_fn: ActionRewardFn | None = None
         self._plans: tuple[np.ndarray, ...] | None = None
         if _init_setup_model:
             self._setup_model()
@@ -480,24 +512,34 @@ class ModelPredictiveControl(OffPolicyAlgorithm):
             **self._planner_arguments,
         )
         super()._setup_model()
-        if self.env is not None:
-            self.termination_fn = self._termination_fn(self.env)
-        self.policy.termination_fn = self.termination_fn
+        if self.env is not None:  # here, not in __init__: load restores known_action_reward after __init__
+            self._set_env_functions(self.env)
 
     def set_env(self, env: GymEnv, force_reset: bool = True) -> None:
         super().set_env(env, force_reset)
-        self.termination_fn = self.policy.termination_fn = self._termination_fn(env)
+        self._set_env_functions(env)
 
-    @staticmethod
-    def _termination_fn(env: GymEnv) -> TerminationFn | None:
-        """The env's batched health rule (``None`` for an env without one: its rollouts never end)."""
-        try:
-            return env.get_attr("termination_fn")[0] if isinstance(env, VecEnv) else env.get_wrapper_attr("termination_fn")
-        except AttributeError:
-            return None
+    def _set_env_functions(self, env: GymEnv) -> None:
+        """Take the env's batched health rule (``None`` for an env without one: its rollouts never end) and,
+        with ``known_action_reward``, its known reward of the action, for the algorithm and its policy."""
+
+        def lookup(name: str) -> Any:
+            try:
+                return env.get_attr(name)[0] if isinstance(env, VecEnv) else env.get_wrapper_attr(name)
+            except AttributeError:
+                return None
+
+        action_reward_fn = lookup("action_reward_fn") if self.known_action_reward else None
+        if self.known_action_reward and action_reward_fn is None:
+            raise ValueError(
+                f"{type(self).__name__}: known_action_reward=True needs an env with an action_reward_fn (its task-independent "
+                "reward of the action); this env has none (AntCrippledLeg-v0's control cost depends on the task)"
+            )
+        self.termination_fn = self.policy.termination_fn = lookup("termination_fn")
+        self.action_reward_fn = self.policy.action_reward_fn = action_reward_fn
 
     def _excluded_save_params(self) -> list[str]:
-        return [*super()._excluded_save_params(), "termination_fn", "_plans"]
+        return [*super()._excluded_save_params(), "termination_fn", "action_reward_fn", "_plans"]
 
     def _setup_learn(self, total_timesteps: int, *args: Any, **kwargs: Any) -> tuple[int, Any]:
         total, callback = super()._setup_learn(total_timesteps, *args, **kwargs)
@@ -522,8 +564,11 @@ class ModelPredictiveControl(OffPolicyAlgorithm):
     def train(self, gradient_steps: int, batch_size: int) -> None:
         """Refit the model on all the real data (one iteration's model learning)."""
         assert self.history_layout is not None
+        data = TransitionData.from_replay_buffer(self.replay_buffer, self.history_layout)
+        if self.action_reward_fn is not None:  # the model learns the rest of the reward
+            data.rewards = data.rewards - self.policy.known_reward(data.actions)
         self.policy.set_training_mode(True)
-        statistics = self.policy.model.fit(TransitionData.from_replay_buffer(self.replay_buffer, self.history_layout))
+        statistics = self.policy.model.fit(data)
         self.policy.set_training_mode(False)
         self._n_updates += 1
         self.logger.record("train/n_updates", self._n_updates)
