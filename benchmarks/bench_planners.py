@@ -24,8 +24,8 @@ import torch as th
 import meta_mujoco_envs  # noqa: F401  (registers the envs)
 from m3po_sb3.agents.l2a import GrBAL, ReBAL
 from m3po_sb3.planning.mpc import ModelPredictiveControl, TransitionData
-from m3po_sb3.presets import get_preset
-from m3po_sb3.train import make_agent, make_env
+from m3po_sb3.run.config import get_preset
+from m3po_sb3.run.registry import make_agent, make_env
 
 PLANNER_KWARGS = {
     "mppi": dict(horizon=10, n_candidates=500),

@@ -15,7 +15,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv
 from hidden_task_systems import gain_step
 import meta_mujoco_envs  # noqa: F401  (registers the envs)
 from m3po_sb3.agents.l2a import GrBAL, GrBALModel, ReBAL, ReBALModel
-from m3po_sb3.evaluation import MetaEvalCallback
+from m3po_sb3.callbacks.evaluation import MetaEvalCallback
 from m3po_sb3.history import HistoryLayout, HistoryObservation
 from m3po_sb3.planning.mpc import PlanningModel, TransitionData, Window, predicted_returns
 
@@ -254,8 +254,6 @@ def test_bad_arguments_raise_clear_errors():
     with pytest.raises(ValueError, match="hidden_size"):
         ReBAL("MPCPolicy", _pendulum(), model_kwargs=dict(hidden_size=0))
     agent = ReBAL("MPCPolicy", _pendulum(), model_kwargs=MODELS[ReBAL], buffer_size=100, **SMALL)
-    with pytest.raises(RuntimeError, match="not been fitted"):
-        agent.predict(agent.env.reset())
     with pytest.raises(ValueError, match="keeps all real data"):
         agent.learn(101)
     with pytest.raises(ValueError, match="non-finite"):
@@ -265,3 +263,19 @@ def test_bad_arguments_raise_clear_errors():
 def test_string_env_ids_get_a_window_long_enough_for_grbal():
     agent = GrBAL("MPCPolicy", "Pendulum-v1", model_kwargs=dict(adaptation_steps=5, prediction_steps=3, hidden_sizes=(8,)))
     assert agent.history_layout.history_length == 5
+
+
+@pytest.mark.parametrize("algo, agent_class", [("grbal", GrBAL), ("rebal", ReBAL)])
+def test_the_command_line_trains_evaluates_and_saves_them(tmp_path, algo, agent_class):
+    from m3po_sb3.run.train import main
+
+    argv = ["--env", "Pendulum-v1", "--preset", "demo", "--algo", algo, "--timesteps", "80", "--epoch-length", "40", "--learning-starts", "40"]
+    argv += ["--train-freq", "40", "--eval-episodes", "1", "--env-kwargs", "max_episode_steps:40", "--out", str(tmp_path), "--no-progress-bar", "--verbose", "0"]
+    # 40 real steps: fewer than GrBAL's validation blocks need, so its fit holds out windows instead
+    agent = main(argv)
+    assert type(agent) is agent_class and agent.num_timesteps == 80 and agent.history_layout.history_length == 16
+    assert agent.buffer_size == 10 * 40  # all the data of the budget: the demo preset's 10 epochs of E = 40
+    assert (tmp_path / "eval.csv").read_text().count("\n") == 3  # header, steps 40 and 80
+    loaded = agent_class.load(tmp_path / "model.zip")
+    obs = agent.env.reset()
+    np.testing.assert_array_equal(agent.predict(obs, deterministic=True)[0], loaded.predict(obs, deterministic=True)[0])

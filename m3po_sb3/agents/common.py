@@ -1,6 +1,6 @@
 """What the agents share: the checks of their env and hyper-parameters, and the guard against non-finite losses."""
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -69,6 +69,34 @@ def history_env(env: GymEnv | str, history_length: int | None, verbose: int, alg
     if history_length is not None and layout.history_length != history_length:
         raise ValueError(f"history_length={history_length} does not match the env's HistoryObservation (L={layout.history_length})")
     return env, layout
+
+
+def env_functions(env: GymEnv, known_action_reward: bool, algo: str) -> tuple[Callable[..., Any] | None, Callable[..., Any] | None]:
+    """
+    The env's batched functions for fictitious steps of a model-based agent.
+
+    :param env: the env (a ``VecEnv`` or a wrapped env)
+    :param known_action_reward: whether the agent takes the env's reward term of the action as known
+    :param algo: the algorithm's name, for the message
+    :return: its batched health rule (``TerminationFn`` of :mod:`m3po_sb3.models.rollouts`; ``None`` for envs
+        without one, e.g. Pendulum: they never end) and, when ``known_action_reward``, its known reward term of the
+        action (``ActionRewardFn``; else ``None``)
+    """
+
+    def lookup(name: str) -> Any:
+        try:
+            return env.get_attr(name)[0] if isinstance(env, VecEnv) else env.get_wrapper_attr(name)
+        except AttributeError:
+            return None
+
+    action_reward_fn = lookup("action_reward_fn") if known_action_reward else None
+    if known_action_reward and action_reward_fn is None:
+        raise ValueError(
+            f"{algo}: known_action_reward=True needs an env with an action_reward_fn (its task-independent reward term of "
+            "the action); this env has none (AntCrippledLeg-v0's control cost depends on the task; envs from "
+            "outside meta_mujoco_envs define none)"
+        )
+    return lookup("termination_fn"), action_reward_fn
 
 
 def check_finite_losses(agent: BaseAlgorithm, algo: str, keys: Sequence[str]) -> None:

@@ -42,7 +42,7 @@ from stable_baselines3.common.type_aliases import GymEnv
 from torch import nn
 from torch.func import functional_call, grad, vmap
 
-from m3po_sb3.history import HistoryLayout
+from m3po_sb3.history.layout import HistoryLayout
 from m3po_sb3.planning.mpc import MPCPolicy, ModelPredictiveControl, PlanningModel, Standardizer, TransitionData, Window
 from m3po_sb3.planning.planners import check_positive_integers
 
@@ -92,12 +92,15 @@ class _RegressionModel(PlanningModel):
         """
         :param window: the length of a training or validation window (or chunk)
         :return: ``(n,)`` bool, held-out rows in blocks of ``4 · window`` rows (so that validation windows fit in
-            a block; ``window`` rows while the data are short); at least one whole block is held out and one kept
+            a block; ``window`` rows, then a tenth of the data, while the data are short); at least one whole
+            block is held out and one kept
         """
         block = 4 * window if n >= 8 * window else window
+        if n < 2 * block:  # short data: small blocks, so that both parts hold rows
+            block = max(1, n // 10)
         blocks = (n + block - 1) // block
         held = th.rand(blocks) < self.validation_fraction
-        if n >= 2 * block:
+        if blocks >= 2:
             held[th.randint(n // block, ())] = True  # a whole block
             if held.all():
                 held[-1] = False
@@ -214,11 +217,19 @@ class GrBALModel(_RegressionModel):
         self._fit_scalers(data)
         validation = self._validation_rows(len(data), length)
         train_starts, validation_starts = data.window_starts(length, ~validation), data.window_starts(length, validation)
-        if len(train_starts) == 0 or len(validation_starts) == 0:
-            raise ValueError(
-                f"GrBAL needs episodes of at least M + K = {length} consecutive steps in its training and validation data; "
-                f"got {len(data)} transitions with {len(train_starts)} training and {len(validation_starts)} validation windows"
-            )
+        if len(validation_starts) == 0 or len(train_starts) == 0:
+            # Short or few episodes leave a split without a whole window: hold out windows instead (they may overlap
+            # training windows; with more data the blocks above take over).
+            starts = data.window_starts(length)
+            if len(starts) < 2:
+                raise ValueError(
+                    f"GrBAL needs episodes of at least M + K = {length} consecutive steps; got {len(data)} transitions "
+                    f"with {len(starts)} such windows"
+                )
+            starts = starts[th.randperm(len(starts))]
+            held = max(1, int(self.validation_fraction * len(starts)))
+            validation_starts, train_starts = starts[:held], starts[held:]
+            validation = th.zeros_like(validation)
         validation_starts = validation_starts[th.randperm(len(validation_starts))[: 10 * self.meta_batch_size]]
         updates = max(1, int((~validation).sum()) // (self.meta_batch_size * length))
 

@@ -24,11 +24,10 @@ from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.callbacks import BaseCallback, ConvertCallback
 from stable_baselines3.common.save_util import load_from_pkl, load_from_zip_file, save_to_pkl
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
-from stable_baselines3.common.vec_env import VecEnv
 from stable_baselines3.sac.policies import SACPolicy
 
 from m3po_sb3.agents.buffers import HistoryReplayBuffer, HybridReplayBuffer, ModelReplayBuffer
-from m3po_sb3.agents.common import check_conditions, check_finite_losses, check_integers, history_env
+from m3po_sb3.agents.common import check_conditions, check_finite_losses, check_integers, env_functions, history_env
 from m3po_sb3.agents.history_sac import HistorySAC
 from m3po_sb3.history.encoder import history_policy_kwargs
 from m3po_sb3.history.layout import HistoryLayout
@@ -311,27 +310,8 @@ class M3PO(HistorySAC):
         return super()._init_callback([ModelRolloutCallback(), *callback], progress_bar)
 
     def _env_functions(self, env: GymEnv) -> tuple[TerminationFn | None, ActionRewardFn | None]:
-        """
-        The env's batched functions for fictitious steps.
-
-        :return: its health rule (``None`` for envs without one, e.g. Pendulum: they never end) and, when
-            ``known_action_reward``, its known reward term of the action (else ``None``)
-        """
-
-        def lookup(name: str) -> Any:
-            try:
-                return env.get_attr(name)[0] if isinstance(env, VecEnv) else env.get_wrapper_attr(name)
-            except AttributeError:
-                return None
-
-        action_reward_fn = lookup("action_reward_fn") if self.known_action_reward else None
-        if self.known_action_reward and action_reward_fn is None:
-            raise ValueError(
-                "known_action_reward=True needs an env with an action_reward_fn (its task-independent reward term of the "
-                "action); this env has none (AntCrippledLeg-v0's control cost depends on the task; envs from "
-                "outside meta_mujoco_envs define none)"
-            )
-        return lookup("termination_fn"), action_reward_fn
+        """The env's batched functions for fictitious steps (:func:`~m3po_sb3.agents.common.env_functions`)."""
+        return env_functions(env, self.known_action_reward, type(self).__name__)
 
     # ------------------------------------------------------------------ the steps of Algorithm 2
     def _store_transition(

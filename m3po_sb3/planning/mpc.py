@@ -35,6 +35,8 @@ Decisions where the papers' code does not fit the tasks here:
 - **Warm start.** The plan is returned as the recurrent ``state`` of SB3's ``predict`` (``evaluate_policy``
   passes it back), and the next step's planning starts from it shifted by one step; a history with an empty
   window (an episode start) starts from scratch. Called without a state, ``predict`` plans from scratch.
+- **Before the first fit** (an evaluation during the random first iteration) the policy plans with the untrained
+  model, as an untrained SAC acts with its initial actor; training plans only after the first fit.
 - **Determinism.** ``predict(deterministic=True)`` reseeds the planner with ``planner_seed`` at every call, so
   the action is a function of the observation (and state) alone; ``deterministic=False`` draws fresh noise.
 - **Actions** are planned in SB3's scaled space ``[-1, 1]`` (``squash_output``), in which the replay buffer
@@ -53,12 +55,11 @@ from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, Schedule
-from stable_baselines3.common.vec_env import VecEnv
 
-from m3po_sb3.history import HistoryLayout
-from m3po_sb3.m3po import _history_env, check_conditions, check_integers
+from m3po_sb3.agents.common import check_conditions, check_integers, env_functions, history_env
+from m3po_sb3.history.layout import HistoryLayout
 from m3po_sb3.planning.planners import PLANNERS, Planner, check_positive_integers
-from m3po_sb3.rollouts import ActionRewardFn, TerminationFn, _terminated, known_action_rewards
+from m3po_sb3.models.rollouts import ActionRewardFn, TerminationFn, _terminated, known_action_rewards
 
 RELATIVE_STD_EPSILON = 1e-6
 
@@ -348,8 +349,6 @@ class MPCPolicy(BasePolicy):
         :param deterministic: reseed the planner's noise (see the module docstring)
         :return: the plans ``(B, horizon, act_dim)`` in the scaled action space
         """
-        if not bool(self.model.fitted):
-            raise RuntimeError("the planning model has not been fitted yet: train the agent (learn) before predicting")
         windows = Window.from_histories(self.history_layout, histories, self.action_space)
         known_reward = None if self.action_reward_fn is None else self.known_reward
         if known_reward is not None:  # the model adapts to the rest of the reward, as it was trained on
@@ -478,7 +477,7 @@ class ModelPredictiveControl(OffPolicyAlgorithm):
         self.model_kwargs = dict(model_kwargs or {})
         self.known_action_reward = bool(known_action_reward)
         if env is not None:
-            env, self.history_layout = _history_env(env, history_length, verbose, algo)
+            env, self.history_layout = history_env(env, history_length, verbose, algo)
         super().__init__(
             policy,
             env,
@@ -520,23 +519,9 @@ class ModelPredictiveControl(OffPolicyAlgorithm):
         self._set_env_functions(env)
 
     def _set_env_functions(self, env: GymEnv) -> None:
-        """Take the env's batched health rule (``None`` for an env without one: its rollouts never end) and,
-        with ``known_action_reward``, its known reward of the action, for the algorithm and its policy."""
-
-        def lookup(name: str) -> Any:
-            try:
-                return env.get_attr(name)[0] if isinstance(env, VecEnv) else env.get_wrapper_attr(name)
-            except AttributeError:
-                return None
-
-        action_reward_fn = lookup("action_reward_fn") if self.known_action_reward else None
-        if self.known_action_reward and action_reward_fn is None:
-            raise ValueError(
-                f"{type(self).__name__}: known_action_reward=True needs an env with an action_reward_fn (its task-independent "
-                "reward of the action); this env has none (AntCrippledLeg-v0's control cost depends on the task)"
-            )
-        self.termination_fn = self.policy.termination_fn = lookup("termination_fn")
-        self.action_reward_fn = self.policy.action_reward_fn = action_reward_fn
+        """Give the algorithm and its policy the env's health rule and, with ``known_action_reward``, its known reward."""
+        self.termination_fn, self.action_reward_fn = env_functions(env, self.known_action_reward, type(self).__name__)
+        self.policy.termination_fn, self.policy.action_reward_fn = self.termination_fn, self.action_reward_fn
 
     def _excluded_save_params(self) -> list[str]:
         return [*super()._excluded_save_params(), "termination_fn", "action_reward_fn", "_plans"]

@@ -54,7 +54,14 @@ TABLE2: dict[str, Any] = dict(
     # M2PO's model is MBPO's (seed A.9), not Table 2's B and sizes.
     m2po=dict(ensemble_size=7, model_kwargs=MBPO_MODEL_KWARGS),
     batch_size=256,  # SAC's minibatch (not in Table 2: SAC's and MBPO's default)
+    # Learning to Adapt's run script: iterations of 5 000 steps (the first random), the model refitted on all the
+    # data after each; its networks are the agents' defaults; a window of M = 16 steps.
+    grbal=dict(history_length=16, learning_starts=5000, train_freq=5000, model_kwargs={}),
+    rebal=dict(history_length=16, learning_starts=5000, train_freq=5000, model_kwargs={}),
 )
+# The planning agents at CPU scale: one iteration per epoch of E steps (the first random, as M3PO's), networks of
+# M3PO's CPU size, at most `max_epochs` model epochs per refit; MPPI at its default (horizon 10, 500 candidates).
+PLANNING_CPU = dict(history_length=16, learning_starts=1000, train_freq=1000)
 
 PRESETS: dict[str, dict[str, Any]] = {
     "HalfCheetahFwdBwd-v0": dict(TABLE2, rollouts_per_step=1000, gradient_steps=40),
@@ -78,6 +85,10 @@ PRESETS: dict[str, dict[str, Any]] = {
         gradient_steps=2,
         batch_size=128,
         **{"m3po-h": dict(hybrid_schedule=(4, 8))},
+        grbal=dict(
+            PLANNING_CPU, learning_starts=250, train_freq=250, model_kwargs=dict(hidden_sizes=(64, 64), max_epochs=5), planner_kwargs=dict(n_candidates=100)
+        ),
+        rebal=dict(PLANNING_CPU, learning_starts=250, train_freq=250, model_kwargs=dict(hidden_size=64, max_epochs=5), planner_kwargs=dict(n_candidates=100)),
     ),
     # The CPU-sized comparison of benchmarks/README.md: Table 2's E, k, L, B and model structure,
     # 20 epochs (20 000 steps), 64-64 networks and models, M = 100 (made 50 steps' worth at a time), G = 5.
@@ -92,6 +103,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         rollout_every=50,
         gradient_steps=5,
         **{"m3po-h": dict(hybrid_schedule=(8, 14))},
+        grbal=dict(PLANNING_CPU, model_kwargs=dict(hidden_sizes=(64, 64), max_epochs=20)),
+        rebal=dict(PLANNING_CPU, model_kwargs=dict(hidden_size=64, max_epochs=20)),
     ),
 }
 

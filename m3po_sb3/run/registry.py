@@ -19,6 +19,7 @@ from sb3_contrib import RecurrentPPO
 from stable_baselines3.common.base_class import BaseAlgorithm
 
 from m3po_sb3.agents.history_sac import HistorySAC
+from m3po_sb3.agents.l2a import GrBAL, ReBAL
 from m3po_sb3.agents.m3po import M2PO, M3PO
 from m3po_sb3.agents.pearl import PEARL
 from m3po_sb3.history.encoder import history_policy_kwargs
@@ -46,6 +47,11 @@ def meta_model_gru(hyperparameters: Hyperparameters) -> dict[str, Any]:
 def model_free_buffer(hyperparameters: Hyperparameters) -> dict[str, Any]:
     """:return: history-SAC's replay buffer of M3PO's ``D_env`` size and its warm-up of one epoch, as M3PO's"""
     return dict(buffer_size=hyperparameters["env_buffer_size"], learning_starts=hyperparameters["epoch_length"])
+
+
+def planning_buffer(hyperparameters: Hyperparameters) -> dict[str, Any]:
+    """:return: the planning agents' replay buffer, which keeps all the real data of the run's budget"""
+    return dict(buffer_size=hyperparameters["n_epochs"] * hyperparameters["epoch_length"])
 
 
 def constructor_parameters(agent_class: type) -> dict[str, inspect.Parameter]:
@@ -116,6 +122,8 @@ M3PO_TUNABLE = (
     "real_ratio",
     "known_action_reward",
 )
+PLANNING = ("model-based", "planning")
+PLANNING_TUNABLE = ("learning_starts", "train_freq", "model_kwargs", "planner", "planner_kwargs", "known_action_reward")
 # RL²'s PPO (sb3-contrib's defaults otherwise): rollouts of 1 000 steps, a MuJoCo episode, so that the LSTM
 # is trained on sequences that span several task switches; 4 minibatches per epoch.
 RL2_KWARGS = dict(n_steps=1000, batch_size=250)
@@ -138,6 +146,9 @@ ALGOS: dict[str, AlgoSpec] = {
     "rl2": AlgoSpec(RecurrentPPO, ("on-policy",), policy="MlpLstmPolicy", policy_kwargs=lstm_network_kwargs, fixed=RL2_KWARGS, history_length=1),
     # oyster's networks and hyper-parameters (PEARL's defaults) on the same histories.
     "pearl": AlgoSpec(PEARL, ("SAC-based",), policy_kwargs=None),
+    # Learning to Adapt's model-predictive agents (MPPI); their model and iterations from the preset's section.
+    "grbal": AlgoSpec(GrBAL, PLANNING, PLANNING_TUNABLE, policy="MPCPolicy", policy_kwargs=None, derived=planning_buffer),
+    "rebal": AlgoSpec(ReBAL, PLANNING, PLANNING_TUNABLE, policy="MPCPolicy", policy_kwargs=None, derived=planning_buffer),
 }
 
 
