@@ -142,6 +142,19 @@ def test_bad_arguments_raise_clear_errors():
         GHPMDP("MPCPolicy", _pendulum(), model_kwargs=dict(TINY_MODEL, epochs=0))
     with pytest.raises(ValueError, match="HistoryObservation"):
         GHPMDP("MPCPolicy", gym.make("Pendulum-v1"))
-    agent = GHPMDP("MPCPolicy", _pendulum(), model_kwargs=TINY_MODEL, **SMALL)
-    with pytest.raises(RuntimeError, match="not been fitted"):
-        agent.predict(agent.env.reset())
+    with pytest.raises(TypeError, match="hidden_size"):  # another agent's model argument
+        GHPMDP("MPCPolicy", _pendulum(), model_kwargs=dict(hidden_size=64))
+
+
+def test_the_command_line_trains_evaluates_and_saves_it(tmp_path):
+    from m3po_sb3.run.train import main
+
+    argv = ["--env", "Pendulum-v1", "--preset", "demo", "--algo", "ghp-mdp", "--timesteps", "80", "--epoch-length", "40", "--learning-starts", "40"]
+    argv += ["--train-freq", "40", "--particles", "2", "--eval-episodes", "1", "--env-kwargs", "max_episode_steps:40", "--out", str(tmp_path)]
+    agent = main([*argv, "--no-progress-bar", "--verbose", "0"])
+    assert type(agent) is GHPMDP and agent.num_timesteps == 80 and agent.policy.particles == 2
+    assert agent.policy.planner_name == "cem" and agent.buffer_size == 10 * 40  # all the data of the demo preset's budget
+    assert (tmp_path / "eval.csv").read_text().count("\n") == 3  # header, steps 40 and 80
+    loaded = GHPMDP.load(tmp_path / "model.zip")
+    obs = agent.env.reset()
+    np.testing.assert_array_equal(agent.predict(obs, deterministic=True)[0], loaded.predict(obs, deterministic=True)[0])
