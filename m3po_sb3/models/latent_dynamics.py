@@ -267,7 +267,8 @@ class LatentDynamicsModel(nn.Module):
         :param epochs: passes over the data (PETS: 5 per iteration)
         :param batch_size: minibatch size per member (PETS: 32)
         :param rng: source of the bootstraps and the shuffling
-        :return: the last epoch's mean ``loss``, ``nll`` and ``kl`` per row, and the ``epochs``
+        :return: the last epoch's mean ``loss``, ``nll`` and ``kl`` per row, the ``epochs`` and the gradient
+            ``updates`` made
         """
         for name, value in (("epochs", epochs), ("batch_size", batch_size)):
             if not isinstance(value, (int, np.integer)) or value < 1:
@@ -292,7 +293,7 @@ class LatentDynamicsModel(nn.Module):
                 for key, value in (("loss", loss.item()), *terms.items()):
                     totals[key] += value * rows.shape[1] / n
         self.eval()
-        return dict(**totals, epochs=float(epochs))
+        return dict(**totals, epochs=float(epochs), updates=float(epochs * -(-n // batch_size)))
 
     @th.no_grad()
     def prediction_error(self, histories: np.ndarray, actions: np.ndarray, next_obs: np.ndarray, rewards: np.ndarray) -> dict[str, np.ndarray]:
