@@ -423,7 +423,8 @@ class ModelPredictiveControl(OffPolicyAlgorithm):
     :param planner_seed: seed of the planner's noise
     :param buffer_size: real transitions kept; all of them are (a run longer than this is refused)
     :param learning_starts: random-action steps before planning starts (the random first iteration)
-    :param train_freq: env steps per iteration: the model is refitted on all the data after each
+    :param train_freq: env steps per iteration: the model is refitted on all the data after each (and after the
+        random ``learning_starts`` steps)
     :param history_length: ``L``, the window the model adapts to (checked against a wrapped env)
     :param known_action_reward: take the env's ``action_reward_fn`` (its task-independent control cost) as known
         and learn the rest of the reward (see the module docstring)
@@ -485,8 +486,10 @@ class ModelPredictiveControl(OffPolicyAlgorithm):
             buffer_size=buffer_size,
             learning_starts=learning_starts,
             batch_size=1,  # unused: the model's fit draws its own batches from all the data
-            train_freq=train_freq,
-            gradient_steps=1,  # one refit per iteration
+            # SB3 collects one step at a time (so that learn stops at its budget, not at the end of an iteration) and
+            # never calls train itself: _on_step refits the model once per iteration of train_freq steps
+            train_freq=1,
+            gradient_steps=0,
             policy_kwargs=policy_kwargs,
             tensorboard_log=tensorboard_log,
             verbose=verbose,
@@ -495,6 +498,7 @@ class ModelPredictiveControl(OffPolicyAlgorithm):
             sde_support=False,
             supported_action_spaces=(spaces.Box,),
         )
+        self.model_train_freq = train_freq
         self.termination_fn: TerminationFn | None = None
         self.action_reward_fn: ActionRewardFn | None = None
         self._plans: tuple[np.ndarray, ...] | None = None
@@ -541,10 +545,15 @@ class ModelPredictiveControl(OffPolicyAlgorithm):
         """Random actions for the first ``learning_starts`` steps, then the planner (its noise explores)."""
         if self.num_timesteps < learning_starts:
             return super()._sample_action(learning_starts, action_noise, n_envs)
-        if not bool(self.policy.model.fitted):  # the first plan follows the random iteration's fit
-            self.train(gradient_steps=1, batch_size=self.batch_size)
         action, self._plans = self.policy.predict(self._last_obs, state=self._plans, deterministic=False)
         return action, self.policy.scale_action(action)
+
+    def _on_step(self) -> None:
+        """At the end of each iteration (the random one included), once its last transition is stored: refit."""
+        super()._on_step()
+        steps = self.num_timesteps - self.learning_starts
+        if steps >= 0 and steps % self.model_train_freq == 0:
+            self.train(gradient_steps=1, batch_size=self.batch_size)
 
     def train(self, gradient_steps: int, batch_size: int) -> None:
         """Refit the model on all the real data (one iteration's model learning)."""
