@@ -17,9 +17,8 @@ import argparse
 import time
 from collections.abc import Callable
 
-import numpy as np
 import torch as th
-from bench_planners import m3po_step_timer, planning_step_timer
+from bench_planners import interleaved_medians, m3po_step_timer, planning_step_timer, print_per_step
 
 import meta_mujoco_envs  # noqa: F401  (registers the envs)
 from m3po_sb3.agents.ghp_mdp import GHPMDP
@@ -69,19 +68,7 @@ def main() -> None:
         if args.pets:
             agent, fit_seconds["GHP-MDP + cem, PETS"] = ghp_mdp_agent(env_id, args.warmup, "cem", pets=True)
             timers["GHP-MDP + cem, PETS"] = (planning_step_timer(agent), 1)
-        timings: dict[str, list[float]] = {label: [] for label in timers}
-        for repeat in range(args.repeats + 1):
-            order = list(timers) if repeat % 2 == 0 else list(timers)[::-1]
-            for label in order:
-                run, n = timers[label]
-                seconds = run(n)
-                if repeat > 0:  # the first round warms up
-                    timings[label].append(seconds)
-        medians = {label: float(np.median(values)) for label, values in timings.items()}
-        m3po = medians["M3PO (cpu preset)"]
-        print(f"\n{env_id}")
-        for label, seconds in medians.items():
-            print(f"  {label:22s} {seconds * 1e3:9.1f} ms per env step   x{seconds / m3po:6.2f} M3PO")
+        print_per_step(env_id, interleaved_medians(timers, args.repeats))
         for label, seconds in fit_seconds.items():
             print(f"  {label} refit: {seconds * 1e3:.2f} ms per gradient update (5 epochs of T / 32 updates per refit)")
 
