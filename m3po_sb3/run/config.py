@@ -65,8 +65,9 @@ TABLE2: dict[str, Any] = dict(
 # The planning agents at CPU scale: one iteration per epoch of E steps (the first random, as M3PO's), networks of
 # M3PO's CPU size, at most `max_epochs` model epochs per refit; MPPI at its default (horizon 10, 500 candidates).
 PLANNING_CPU = dict(history_length=16, learning_starts=1000, train_freq=1000)
-# GHP-MDP at CPU scale: PETS's planning cut to what one CPU thread can run (0.18 s per HalfCheetah step, 0.41 s
-# per Ant step, README), networks of M3PO's CPU size; one iteration per epoch of E steps, the first random.
+# GHP-MDP at CPU scale: PETS's planning cut to what one CPU thread can run (0.5-0.6 of an M3PO step with this
+# preset, against 48 at PETS's sizes: benchmarks/README.md), networks of M3PO's CPU size; one iteration per epoch
+# of E steps, the first random.
 GHP_MDP_CPU = dict(
     learning_starts=1000,
     train_freq=1000,
