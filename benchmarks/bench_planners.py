@@ -2,15 +2,16 @@
 
     python benchmarks/bench_planners.py [--envs HalfCheetahFwdBwd-v0 AntCrippledLeg-v0] [--threads 1] [--repeats 5]
 
-Planning agents with their defaults (GrBAL: 3 × 512 ReLU, ``M = K = 16``; ReBAL: LSTM of 256 units; horizon 10,
-500 candidates; MPPI one iteration with the warm start, CEM 5 iterations and 50 elites, random shooting one
-round): after ``--warmup`` random steps and one model fit (one epoch: the model's quality does not change the
+Planning agents with their default networks (GrBAL: 3 × 512 ReLU, ``M = K = 16``; ReBAL: LSTM of 256 units) and
+each planner (horizon 10, 500 candidates; MPPI one iteration with the warm start, CEM 5 iterations and 50 elites,
+random shooting one round), and with the ``cpu`` preset's networks (64 units) and MPPI: after ``--warmup`` random steps and one model fit (one epoch: the model's quality does not change the
 cost), chunks of ``--chunk`` env steps are timed, each step the policy's ``predict`` (adaptation to the window
 and planning, warm-started with the previous plan as in training) and the env step. M3PO with the ``cpu``
 preset: after its first epoch of random steps, chunks of ``rollout_every`` (50) steps of ``learn``, each step
 an env step, ``G = 5`` SAC updates and a 50th of the batch of model rollouts. The model refits (both agents'
-once per iteration or epoch) are not in the per-step figures; the planning agents' refit is timed on its own,
-per meta-update (GrBAL) or update (ReBAL), on the warm-up data. Chunks of all agents are interleaved, so all
+once per iteration or epoch) are not in the per-step figures; the planning agents' refit is timed on its own: one
+epoch on the warm-up data (an epoch over ``T`` real steps makes ``T / 320`` meta-updates (GrBAL) or ``T / 1000``
+updates (ReBAL), plus its validation pass). Chunks of all agents are interleaved, so all
 see the same machine load; medians over ``--repeats`` chunks are printed, with the ratio to M3PO's step.
 """
 
@@ -32,27 +33,33 @@ PLANNER_KWARGS = {
     "cem": dict(horizon=10, n_candidates=500, iterations=5, n_elites=50),
     "random": dict(horizon=10, n_candidates=500),
 }
-AGENTS = {"GrBAL": (GrBAL, 16), "ReBAL": (ReBAL, 16)}  # class, history length (GrBAL's M)
+AGENTS = {"GrBAL": GrBAL, "ReBAL": ReBAL}
+# The agents' default networks, with every planner, and the cpu preset's (m3po_sb3.run.config) with MPPI.
+VARIANTS = [(name, "default", planner) for name in AGENTS for planner in PLANNER_KWARGS] + [(name, "cpu", "mppi") for name in AGENTS]
 
 
-def planning_agent(name: str, planner: str, env_id: str, warmup: int) -> tuple[ModelPredictiveControl, float]:
-    """:return: the agent after ``warmup`` random steps and a one-epoch fit, and the fit's seconds per update"""
-    agent_class, history_length = AGENTS[name]
-    agent = agent_class(
+def planning_agent(name: str, networks: str, planner: str, env_id: str, warmup: int) -> tuple[ModelPredictiveControl, tuple[float, int]]:
+    """
+    :param networks: ``"default"``: the agent's; ``"cpu"``: the cpu preset's
+    :return: the agent after ``warmup`` random steps and a one-epoch fit, and a second such fit's seconds and updates
+    """
+    preset = get_preset("cpu", name.lower())
+    model_kwargs = dict(preset["model_kwargs"] if networks == "cpu" else {}, max_epochs=1)
+    agent = AGENTS[name](
         "MPCPolicy",
-        make_env(env_id, history_length),
+        make_env(env_id, preset["history_length"]),
         planner=planner,
         planner_kwargs=PLANNER_KWARGS[planner],
-        model_kwargs=dict(max_epochs=1),
+        model_kwargs=model_kwargs,
         learning_starts=warmup,
-        train_freq=warmup,
+        train_freq=10 * warmup,  # no refit while timed
         seed=0,
         device="cpu",
     )
-    agent.learn(warmup)
+    agent.learn(warmup)  # the random steps and the fit after them
     start = time.perf_counter()
     statistics = agent.policy.model.fit(TransitionData.from_replay_buffer(agent.replay_buffer, agent.history_layout))
-    return agent, (time.perf_counter() - start) / statistics["updates"]  # validation passes included
+    return agent, (time.perf_counter() - start, statistics["updates"])
 
 
 def planning_step_timer(agent: ModelPredictiveControl) -> Callable[[int], float]:
@@ -110,7 +117,7 @@ def print_per_step(env_id: str, medians: dict[str, float]) -> None:
     m3po = medians["M3PO (cpu preset)"]
     print(f"\n{env_id}")
     for label, seconds in medians.items():
-        print(f"  {label:22s} {seconds * 1e3:9.1f} ms per env step   x{seconds / m3po:6.2f} M3PO")
+        print(f"  {label:30s} {seconds * 1e3:9.1f} ms per env step   x{seconds / m3po:6.2f} M3PO")
 
 
 def main() -> None:
@@ -127,14 +134,14 @@ def main() -> None:
     print(f"torch threads {th.get_num_threads()}, medians of {args.repeats} chunks; M3PO: cpu preset, chunks of {m3po_chunk} steps")
     for env_id in args.envs:
         timers: dict[str, tuple[Callable[[int], float], int]] = {"M3PO (cpu preset)": (m3po_step_timer(env_id), m3po_chunk)}
-        fit_seconds: dict[str, float] = {}
-        for name in AGENTS:
-            for planner in PLANNER_KWARGS:
-                agent, fit_seconds[name] = planning_agent(name, planner, env_id, args.warmup)
-                timers[f"{name} + {planner}"] = (planning_step_timer(agent), args.chunk)
+        fits: dict[str, tuple[float, int]] = {}
+        for name, networks, planner in VARIANTS:
+            label = f"{name}{' (cpu preset)' if networks == 'cpu' else ''} + {planner}"
+            agent, fits[label.split(" + ")[0]] = planning_agent(name, networks, planner, env_id, args.warmup)
+            timers[label] = (planning_step_timer(agent), args.chunk)
         print_per_step(env_id, interleaved_medians(timers, args.repeats))
-        for name, seconds in fit_seconds.items():
-            print(f"  {name} refit: {seconds * 1e3:.1f} ms per update (an epoch over T real steps: T / 320 (GrBAL) or T / 1000 (ReBAL) updates)")
+        for name, (seconds, updates) in fits.items():
+            print(f"  {name:18s} one-epoch refit on {args.warmup} steps: {seconds:6.2f} s ({updates} updates and two validation passes)")
 
 
 if __name__ == "__main__":

@@ -279,3 +279,23 @@ def test_the_command_line_trains_evaluates_and_saves_them(tmp_path, algo, agent_
     loaded = agent_class.load(tmp_path / "model.zip")
     obs = agent.env.reset()
     np.testing.assert_array_equal(agent.predict(obs, deterministic=True)[0], loaded.predict(obs, deterministic=True)[0])
+
+
+def test_an_interrupted_and_resumed_run_equals_the_uninterrupted_one(tmp_path, monkeypatch, ctrl_c_at):
+    from m3po_sb3.run.folders import read_status
+    from m3po_sb3.run.train import main
+
+    run = ["--env", "Pendulum-v1", "--preset", "demo", "--algo", "rebal", "--timesteps", "90", "--epoch-length", "30", "--learning-starts", "30"]
+    run += ["--train-freq", "30", "--eval-freq", "45", "--eval-episodes", "1", "--save-freq", "40", "--env-kwargs", "max_episode_steps:40"]
+    run += ["--no-progress-bar", "--verbose", "0", "--seed", "5"]
+    whole = main([*run, "--out", str(tmp_path / "whole")])
+    ctrl_c_at(53)  # between two checkpoints and two refits, mid-episode, while planning
+    main([*run, "--out", str(tmp_path / "cut")])
+    monkeypatch.undo()
+    assert read_status(tmp_path / "cut")["num_timesteps"] == 53
+    resumed = main(["--resume", str(tmp_path / "cut"), "--no-progress-bar"])
+    assert resumed.num_timesteps == 90
+    assert (tmp_path / "cut" / "eval.csv").read_text() == (tmp_path / "whole" / "eval.csv").read_text()
+    for name, value in whole.policy.state_dict().items():
+        if isinstance(value, th.Tensor):
+            assert th.equal(value, resumed.policy.state_dict()[name]), name

@@ -4,10 +4,10 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
+from gymnasium import spaces
 from stable_baselines3.common.base_class import BaseAlgorithm, maybe_make_env
 from stable_baselines3.common.type_aliases import GymEnv
 from stable_baselines3.common.vec_env import SubprocVecEnv, VecEnv
-from gymnasium import spaces
 
 from m3po_sb3.history.layout import HistoryLayout
 from m3po_sb3.history.wrapper import HistoryObservation

@@ -30,9 +30,10 @@ Choices where the paper and its code leave room, or do not fit here:
   masked past its end, so short, terminated episodes are used too).
 - **Window**: ``M`` must not exceed the history length ``L``; at an episode start GrBAL adapts on the real steps
   the window holds (none: no adaptation), ReBAL's state starts from zero.
-- The optimizer's state persists across refits (as in the authors' TensorFlow code) but is not saved.
+- The optimizer's state persists across refits (as in the authors' TensorFlow code) and is saved with the agent.
 """
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -110,7 +111,7 @@ class _RegressionModel(PlanningModel):
         self.input_scaler.fit(th.cat([data.observations, data.actions], dim=-1))
         self.target_scaler.fit(th.cat([data.next_observations - data.observations, data.rewards[:, None]], dim=-1))
 
-    def _early_stopped_training(self, run_epoch: Any, validation_loss: Any, updates_per_epoch: int) -> dict[str, float]:
+    def _early_stopped_training(self, run_epoch: Callable[[], float], validation_loss: Callable[[], float], updates_per_epoch: int) -> dict[str, float]:
         """
         Alternate ``run_epoch()`` (``updates_per_epoch`` updates; returns the mean training loss) and
         ``validation_loss()`` until ``patience`` epochs bring no improvement or ``max_epochs`` have run; restore
@@ -343,12 +344,12 @@ class ReBALModel(_RegressionModel):
         return self._early_stopped_training(run_epoch, validation_loss, updates)
 
     def adapt(self, window: Window) -> tuple[th.Tensor, th.Tensor]:
-        inputs = self._inputs(window.observations, window.actions)
-        state = (inputs.new_zeros(1, 1, self.lstm.hidden_size), inputs.new_zeros(1, 1, self.lstm.hidden_size))
-        for k in range(inputs.shape[1]):  # padded steps (an episode's start) leave the state at zero
-            _, new = self.lstm(inputs[:, k : k + 1], state)
-            real = window.mask[0, k] > 0
-            state = (th.where(real, new[0], state[0]), th.where(real, new[1], state[1]))
+        """:return: the LSTM's state after the window's real steps, from zero (the padding precedes them)"""
+        state = tuple(window.observations.new_zeros(1, 1, self.lstm.hidden_size) for _ in range(2))
+        real = int(window.mask[0].sum())
+        if real == 0:
+            return state  # type: ignore[return-value]
+        _, state = self.lstm(self._inputs(window.observations[:, -real:], window.actions[:, -real:]), state)
         return state
 
     def step(self, context: tuple[th.Tensor, th.Tensor], observations: th.Tensor, actions: th.Tensor) -> tuple[th.Tensor, th.Tensor, Any]:

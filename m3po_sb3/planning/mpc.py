@@ -54,7 +54,8 @@ from gymnasium import spaces
 from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.policies import BasePolicy
-from stable_baselines3.common.type_aliases import GymEnv, Schedule
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
 
 from m3po_sb3.agents.common import check_conditions, check_integers, env_functions, history_env
 from m3po_sb3.history.layout import HistoryLayout
@@ -342,6 +343,13 @@ class MPCPolicy(BasePolicy):
         )
         return data
 
+    def get_extra_state(self) -> dict[str, Any]:
+        """The planner's generator state, in the policy's ``state_dict``: a saved agent plans on with the same noise."""
+        return dict(planner_generator=self.planner.generator.get_state())
+
+    def set_extra_state(self, state: dict[str, Any]) -> None:
+        self.planner.generator.set_state(state["planner_generator"])
+
     def plan(self, histories: th.Tensor, previous_plans: th.Tensor | None = None, deterministic: bool = False) -> th.Tensor:
         """
         :param histories: ``(B, size)``
@@ -527,18 +535,31 @@ class ModelPredictiveControl(OffPolicyAlgorithm):
         self.termination_fn, self.action_reward_fn = env_functions(env, self.known_action_reward, type(self).__name__)
         self.policy.termination_fn, self.policy.action_reward_fn = self.termination_fn, self.action_reward_fn
 
-    def _excluded_save_params(self) -> list[str]:
-        return [*super()._excluded_save_params(), "termination_fn", "action_reward_fn", "_plans"]
+    def _get_torch_save_params(self) -> tuple[list[str], list[str]]:
+        """The model's optimizer is saved too, so that a resumed run refits as the uninterrupted one."""
+        return ["policy", "policy.model.optimizer"], []
 
-    def _setup_learn(self, total_timesteps: int, *args: Any, **kwargs: Any) -> tuple[int, Any]:
-        total, callback = super()._setup_learn(total_timesteps, *args, **kwargs)
+    def _excluded_save_params(self) -> list[str]:
+        return [*super()._excluded_save_params(), "termination_fn", "action_reward_fn"]
+
+    def _setup_learn(
+        self,
+        total_timesteps: int,
+        callback: MaybeCallback = None,
+        reset_num_timesteps: bool = True,
+        tb_log_name: str = "run",
+        progress_bar: bool = False,
+    ) -> tuple[int, BaseCallback]:
+        new_episode = reset_num_timesteps or self._last_obs is None  # as SB3 decides to reset the env
+        total, callback = super()._setup_learn(total_timesteps, callback, reset_num_timesteps, tb_log_name, progress_bar)
         needed = self.replay_buffer.size() + total - self.num_timesteps
         if needed > self.buffer_size:
             raise ValueError(
                 f"{type(self).__name__} keeps all real data: {needed} transitions would exceed buffer_size={self.buffer_size}; "
                 "raise buffer_size"
             )
-        self._plans = None
+        if new_episode:  # else the episode goes on, warm-started with the last plan (saved with the agent)
+            self._plans = None
         return total, callback
 
     def _sample_action(self, learning_starts: int, action_noise: Any = None, n_envs: int = 1) -> tuple[np.ndarray, np.ndarray]:
