@@ -106,6 +106,9 @@ def test_save_load_gives_identical_actions_and_a_ctrl_c_leaves_a_loadable_agent(
     agent.save(tmp_path / "agent")
     loaded = GHPMDP.load(tmp_path / "agent", env=_pendulum())
     assert loaded.policy.particles == 4 and loaded.policy.planner_name == "cem"
+    # The model's Adam state travels with the agent, so that its next refit continues as an uninterrupted run's.
+    saved_state, loaded_state = (a.policy.model.optimizer.state_dict()["state"] for a in (agent, loaded))
+    assert saved_state and all(th.equal(saved_state[k]["exp_avg"], loaded_state[k]["exp_avg"]) for k in saved_state)
     env = _pendulum()
     obs, _ = env.reset(seed=3)
     for _ in range(5):

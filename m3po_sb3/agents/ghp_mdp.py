@@ -97,6 +97,11 @@ class GHPMDPModel(PlanningModel):
         self.latent_model = LatentDynamicsModel(history_layout, learning_rate=learning_rate, device="cpu", **model_kwargs)
         self._generator: Optional[th.Generator] = None
 
+    @property
+    def optimizer(self) -> th.optim.Optimizer:
+        """The latent model's Adam (the planning agents save their model's optimizer, so a resumed run refits as one run)."""
+        return self.latent_model.optimizer
+
     def fit(self, data: TransitionData) -> dict[str, float]:
         histories = transition_histories(self.history_layout, data)
         # The bootstraps and shuffles draw from PyTorch's generator, which SB3's ``seed`` sets.
