@@ -94,6 +94,32 @@ def m3po_step_timer(env_id: str) -> Callable[[int], float]:
     return run
 
 
+def interleaved_medians(timers: dict[str, tuple[Callable[[int], float], int]], repeats: int) -> dict[str, float]:
+    """
+    :param timers: label -> (a function timing ``n`` env steps, ``n``)
+    :param repeats: timed chunks per timer, after one warm-up round
+    :return: each timer's median seconds per env step; the timers take turns, in reversed order every other round,
+        so all see the same machine load
+    """
+    timings: dict[str, list[float]] = {label: [] for label in timers}
+    for repeat in range(repeats + 1):
+        order = list(timers) if repeat % 2 == 0 else list(timers)[::-1]
+        for label in order:
+            run, n = timers[label]
+            seconds = run(n)
+            if repeat > 0:  # the first round warms up
+                timings[label].append(seconds)
+    return {label: float(np.median(values)) for label, values in timings.items()}
+
+
+def print_per_step(env_id: str, medians: dict[str, float]) -> None:
+    """Print each timer's milliseconds per env step and its ratio to M3PO's (the ``"M3PO (cpu preset)"`` timer)."""
+    m3po = medians["M3PO (cpu preset)"]
+    print(f"\n{env_id}")
+    for label, seconds in medians.items():
+        print(f"  {label:30s} {seconds * 1e3:9.1f} ms per env step   x{seconds / m3po:6.2f} M3PO")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--envs", nargs="+", default=["HalfCheetahFwdBwd-v0", "AntCrippledLeg-v0"])
@@ -113,19 +139,7 @@ def main() -> None:
             label = f"{name}{' (cpu preset)' if networks == 'cpu' else ''} + {planner}"
             agent, fits[label.split(" + ")[0]] = planning_agent(name, networks, planner, env_id, args.warmup)
             timers[label] = (planning_step_timer(agent), args.chunk)
-        timings: dict[str, list[float]] = {label: [] for label in timers}
-        for repeat in range(args.repeats + 1):
-            order = list(timers) if repeat % 2 == 0 else list(timers)[::-1]
-            for label in order:
-                run, n = timers[label]
-                seconds = run(n)
-                if repeat > 0:  # the first round warms up
-                    timings[label].append(seconds)
-        medians = {label: float(np.median(values)) for label, values in timings.items()}
-        m3po = medians["M3PO (cpu preset)"]
-        print(f"\n{env_id}")
-        for label, seconds in medians.items():
-            print(f"  {label:30s} {seconds * 1e3:9.1f} ms per env step   x{seconds / m3po:6.2f} M3PO")
+        print_per_step(env_id, interleaved_medians(timers, args.repeats))
         for name, (seconds, updates) in fits.items():
             print(f"  {name:18s} one-epoch refit on {args.warmup} steps: {seconds:6.2f} s ({updates} updates and two validation passes)")
 

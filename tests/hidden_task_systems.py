@@ -44,14 +44,18 @@ SYSTEMS: dict[str, tuple[Step, HistoryLayout, tuple[float, ...]]] = {
 }
 
 
-def hidden_task_data(name: str, rng: np.random.Generator, episodes: int, steps: int = 100, switch_every: int = 25) -> tuple[np.ndarray, ...]:
+def hidden_task_data(
+    name: str, rng: np.random.Generator, episodes: int, steps: int = 100, switch_every: int = 25, *, labels: bool = False
+) -> tuple[np.ndarray, ...]:
     """
     Random-action episodes of one of :data:`SYSTEMS`, the task redrawn every ``switch_every`` steps.
 
-    :return: histories, actions, next observations, rewards (the arguments of the models' ``fit``)
+    :param labels: also return each row's task and the steps since its task was drawn (0 at the draw)
+    :return: histories, actions, next observations, rewards (the arguments of the models' ``fit``), and with
+        ``labels`` the tasks and steps since the draw
     """
     step, layout, tasks = SYSTEMS[name]
-    histories, actions, next_obs, rewards = [], [], [], []
+    histories, actions, next_obs, rewards, row_tasks, since_draw = [], [], [], [], [], []
     for _ in range(episodes):
         obs = rng.uniform(-1, 1, layout.obs_dim).astype(np.float32)
         history = layout.initial(obs)
@@ -64,5 +68,8 @@ def hidden_task_data(name: str, rng: np.random.Generator, episodes: int, steps: 
             actions.append(action)
             next_obs.append(obs)
             rewards.append(reward)
+            row_tasks.append(task)
+            since_draw.append(t % switch_every)
             history = layout.shift(history, action, np.float32(reward), obs)
-    return np.array(histories), np.array(actions), np.array(next_obs), np.array(rewards, np.float32)
+    data = (np.array(histories), np.array(actions), np.array(next_obs), np.array(rewards, np.float32))
+    return (*data, np.array(row_tasks), np.array(since_draw)) if labels else data

@@ -13,7 +13,8 @@ from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv
 
 from m3po_sb3 import PEARL, HistoryObservation, MetaEvalCallback
-from m3po_sb3.agents.pearl import ContextEncoder, LatentFeaturesExtractor, SharedPosterior, gaussian_product, kl_to_standard_normal
+from m3po_sb3.agents.pearl import LatentFeaturesExtractor, SharedPosterior
+from m3po_sb3.models.context import ContextEncoder, gaussian_product, kl_to_standard_normal
 from m3po_sb3.run.plotting import read_eval_csv
 from m3po_sb3.run.train import main as train_main
 

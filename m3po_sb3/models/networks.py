@@ -239,18 +239,8 @@ class DynamicsModel(nn.Module):
         self, histories: np.ndarray, actions: np.ndarray, next_obs: np.ndarray, rewards: np.ndarray
     ) -> tuple[th.Tensor, th.Tensor, th.Tensor]:
         """Check real transitions and turn them into ``(histories, actions, raw targets (Δo, r))`` tensors."""
-        layout = self.history_layout
-        expected = dict(histories=(layout.size,), actions=(layout.act_dim,), next_obs=(layout.obs_dim,), rewards=())
-        arrays = dict(histories=histories, actions=actions, next_obs=next_obs, rewards=rewards)
-        n = len(histories)
-        for name, array in arrays.items():
-            array = arrays[name] = np.asarray(array, dtype=np.float32)
-            if array.shape != (n, *expected[name]):
-                raise ValueError(f"{name} must have shape {(n, *expected[name])}, got {array.shape}")
-            if not np.all(np.isfinite(array)):
-                raise ValueError(f"{name} contains non-finite values")
-        h, a, o_next, r = (th.as_tensor(array, device=self.device) for array in arrays.values())
-        targets = th.cat([o_next - layout.split(h)[0], r[:, None]], dim=-1)
+        h, a, o_next, r = transition_tensors(self.history_layout, histories, actions, next_obs, rewards, self.device)
+        targets = th.cat([o_next - self.history_layout.split(h)[0], r[:, None]], dim=-1)
         return h, a, targets
 
     @th.no_grad()
@@ -279,6 +269,37 @@ class DynamicsModel(nn.Module):
     def elite_nll(self, histories: th.Tensor, actions: th.Tensor, targets: th.Tensor) -> th.Tensor:
         """The elite members' mean NLL of each output (:meth:`nll`), shape ``(target_dim,)``."""
         return self.evaluate(histories, actions, targets)[1][self.elites].mean(dim=0)
+
+
+def transition_tensors(
+    layout: HistoryLayout, histories: np.ndarray, actions: np.ndarray, next_obs: np.ndarray, rewards: np.ndarray, device: th.device
+) -> tuple[th.Tensor, th.Tensor, th.Tensor, th.Tensor]:
+    """
+    Check real transitions (shapes against ``layout``, finiteness) and turn them into float32 tensors.
+
+    :return: ``histories (N, size)``, ``actions (N, act_dim)``, ``next_obs (N, obs_dim)``, ``rewards (N,)``
+    """
+    expected = dict(histories=(layout.size,), actions=(layout.act_dim,), next_obs=(layout.obs_dim,), rewards=())
+    arrays = dict(histories=histories, actions=actions, next_obs=next_obs, rewards=rewards)
+    n = len(histories)
+    for name, array in arrays.items():
+        array = arrays[name] = np.asarray(array, dtype=np.float32)
+        if array.shape != (n, *expected[name]):
+            raise ValueError(f"{name} must have shape {(n, *expected[name])}, got {array.shape}")
+        if not np.all(np.isfinite(array)):
+            raise ValueError(f"{name} contains non-finite values")
+    h, a, o_next, r = (th.as_tensor(array, device=device) for array in arrays.values())
+    return h, a, o_next, r
+
+
+def fit_statistics(mean: th.Tensor, std: th.Tensor, values: th.Tensor) -> None:
+    """
+    Set a normaliser's buffers in place to the per-column mean and standard deviation of ``values (N, d)``.
+    A constant column (or a single row) keeps unit scale instead of blowing up.
+    """
+    mean.copy_(values.mean(dim=0))
+    spread = values.std(dim=0) if len(values) > 1 else th.ones_like(values[0])
+    std.copy_(th.where(spread < 1e-6, th.ones_like(spread), spread))
 
 
 def gaussian_nll(mean: th.Tensor, logvar: th.Tensor, targets: th.Tensor) -> th.Tensor:

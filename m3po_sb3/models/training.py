@@ -48,7 +48,7 @@ from typing import Any, Optional
 import numpy as np
 import torch as th
 
-from m3po_sb3.models.networks import DynamicsModel, gaussian_nll
+from m3po_sb3.models.networks import DynamicsModel, fit_statistics, gaussian_nll
 
 _LOGVAR_BOUND_PENALTY = 0.01
 
@@ -178,10 +178,7 @@ class ModelTrainer:
             data["target"] = targets
             model.targets_standardised.fill_(True)
         for name, values in data.items():
-            getattr(model, f"{name}_mean").copy_(values.mean(dim=0))
-            std = values.std(dim=0) if len(values) > 1 else th.ones_like(values[0])
-            # A constant input or target keeps unit scale instead of blowing up.
-            getattr(model, f"{name}_std").copy_(th.where(std < 1e-6, th.ones_like(std), std))
+            fit_statistics(getattr(model, f"{name}_mean"), getattr(model, f"{name}_std"), values)
 
     def _train_epoch(self, histories: th.Tensor, actions: th.Tensor, targets: th.Tensor, member_indices: th.Tensor, batch_size: int) -> None:
         """One pass over ``member_indices (B, n)``, each member's rows of the training split in order."""

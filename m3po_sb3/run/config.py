@@ -58,10 +58,23 @@ TABLE2: dict[str, Any] = dict(
     # data after each; its networks are the agents' defaults; a window of M = 16 steps.
     grbal=dict(history_length=16, learning_starts=5000, train_freq=5000, model_kwargs={}),
     rebal=dict(history_length=16, learning_starts=5000, train_freq=5000, model_kwargs={}),
+    # GHP-MDP with PETS's sizes (its defaults: 5 members of 3 x 200 units, CEM, 20 particles) and PETS's
+    # iteration of one 1 000-step episode; the window is the package's L = 10.
+    **{"ghp-mdp": dict(learning_starts=1000, train_freq=1000, model_kwargs={})},
 )
 # The planning agents at CPU scale: one iteration per epoch of E steps (the first random, as M3PO's), networks of
 # M3PO's CPU size, at most `max_epochs` model epochs per refit; MPPI at its default (horizon 10, 500 candidates).
 PLANNING_CPU = dict(history_length=16, learning_starts=1000, train_freq=1000)
+# GHP-MDP at CPU scale: PETS's planning cut to what one CPU thread can run (0.5-0.6 of an M3PO step with this
+# preset, against 48 at PETS's sizes: benchmarks/README.md), networks of M3PO's CPU size; one iteration per epoch
+# of E steps, the first random.
+GHP_MDP_CPU = dict(
+    learning_starts=1000,
+    train_freq=1000,
+    particles=5,
+    model_kwargs=dict(hidden_units=64, num_hidden_layers=2, encoder_arch=(64,)),
+    planner_kwargs=dict(n_candidates=100, iterations=3, n_elites=10),
+)
 
 PRESETS: dict[str, dict[str, Any]] = {
     "HalfCheetahFwdBwd-v0": dict(TABLE2, rollouts_per_step=1000, gradient_steps=40),
@@ -89,6 +102,7 @@ PRESETS: dict[str, dict[str, Any]] = {
             PLANNING_CPU, learning_starts=250, train_freq=250, model_kwargs=dict(hidden_sizes=(64, 64), max_epochs=5), planner_kwargs=dict(n_candidates=100)
         ),
         rebal=dict(PLANNING_CPU, learning_starts=250, train_freq=250, model_kwargs=dict(hidden_size=64, max_epochs=5), planner_kwargs=dict(n_candidates=100)),
+        **{"ghp-mdp": dict(GHP_MDP_CPU, learning_starts=250, train_freq=250)},
     ),
     # The CPU-sized comparison of benchmarks/README.md: Table 2's E, k, L, B and model structure,
     # 20 epochs (20 000 steps), 64-64 networks and models, M = 100 (made 50 steps' worth at a time), G = 5.
@@ -105,6 +119,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         **{"m3po-h": dict(hybrid_schedule=(8, 14))},
         grbal=dict(PLANNING_CPU, model_kwargs=dict(hidden_sizes=(64, 64), max_epochs=20)),
         rebal=dict(PLANNING_CPU, model_kwargs=dict(hidden_size=64, max_epochs=20)),
+        **{"ghp-mdp": GHP_MDP_CPU},
     ),
 }
 

@@ -18,6 +18,7 @@ import torch as th
 from sb3_contrib import RecurrentPPO
 from stable_baselines3.common.base_class import BaseAlgorithm
 
+from m3po_sb3.agents.ghp_mdp import GHPMDP
 from m3po_sb3.agents.history_sac import HistorySAC
 from m3po_sb3.agents.l2a import GrBAL, ReBAL
 from m3po_sb3.agents.m3po import M2PO, M3PO
@@ -149,6 +150,8 @@ ALGOS: dict[str, AlgoSpec] = {
     # Learning to Adapt's model-predictive agents (MPPI); their model and iterations from the preset's section.
     "grbal": AlgoSpec(GrBAL, PLANNING, PLANNING_TUNABLE, policy="MPCPolicy", policy_kwargs=None, derived=planning_buffer),
     "rebal": AlgoSpec(ReBAL, PLANNING, PLANNING_TUNABLE, policy="MPCPolicy", policy_kwargs=None, derived=planning_buffer),
+    # GHP-MDP: CEM over PETS's trajectory sampling (``particles`` per candidate) of its latent-variable model.
+    "ghp-mdp": AlgoSpec(GHPMDP, PLANNING, (*PLANNING_TUNABLE, "particles"), policy="MPCPolicy", policy_kwargs=None, derived=planning_buffer),
 }
 
 
