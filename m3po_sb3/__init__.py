@@ -1,7 +1,9 @@
 """M3PO (Meta-Model-Based Meta-Policy Optimization) and its variants on stable-baselines3."""
 
 from m3po_sb3 import _moved
+from m3po_sb3.agents.ghp_mdp import GHPMDP
 from m3po_sb3.agents.history_sac import HistorySAC
+from m3po_sb3.agents.l2a import GrBAL, ReBAL
 from m3po_sb3.agents.m3po import M2PO, M3PO, ModelRolloutCallback
 from m3po_sb3.agents.pearl import PEARL
 from m3po_sb3.callbacks.diagnostics import DiagnosticsCallback
@@ -18,6 +20,9 @@ __all__ = [
     "HistorySAC",
     "ModelRolloutCallback",
     "PEARL",
+    "GrBAL",
+    "ReBAL",
+    "GHPMDP",
     "HistoryLayout",
     "HistoryObservation",
     "HistoryFeaturesExtractor",
