@@ -116,3 +116,19 @@ def test_a_class_pickled_under_its_old_module_path_loads(old, new):
 def test_the_old_history_and_theory_modules_are_packages_with_their_names():
     assert pickle.loads(b"cm3po_sb3.history\nHistoryFeaturesExtractor\n.") is importlib.import_module("m3po_sb3.history.encoder").HistoryFeaturesExtractor
     assert pickle.loads(b"cm3po_sb3.theory\nBoundCheck\n.") is importlib.import_module("m3po_sb3.theory.exact").BoundCheck
+
+
+def test_every_subpackage_is_installed():
+    """``setup.cfg`` lists packages by name: a subpackage missing there is missing from a non-editable install."""
+    import configparser
+
+    repository = PACKAGE_ROOT.parent
+    config = configparser.ConfigParser()
+    config.read(repository / "setup.cfg")
+    listed = set(config["options"]["packages"].split())
+    on_disk = {
+        ".".join(init.parent.relative_to(repository).parts)
+        for root in ("m3po_sb3", "meta_mujoco_envs")
+        for init in (repository / root).rglob("__init__.py")
+    }
+    assert on_disk <= listed, f"setup.cfg [options] packages lacks {sorted(on_disk - listed)}"
