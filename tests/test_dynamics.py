@@ -181,11 +181,12 @@ def test_fit_stops_by_mbpo_patience_rule_restores_last_improvement_and_picks_eli
     np.testing.assert_allclose(np.exp(info["holdout_score"]), squared_error.prod(dim=1).sqrt().numpy(), rtol=1e-4)
 
 
-def test_holdout_is_capped_and_an_epoch_is_a_fixed_number_of_rows():
+def test_holdout_is_capped_and_an_epoch_is_a_fixed_number_of_rows(monkeypatch):
     data = random_transitions(np.random.default_rng(0), 400)
     model = DynamicsModel(LAYOUT, ensemble_size=2, hidden_units=16, device="cpu")
     batches = []
-    model._loss = lambda mean, *args, loss=model._loss: batches.append(mean.shape[1]) or loss(mean, *args)
+    loss = ModelTrainer._loss
+    monkeypatch.setattr(ModelTrainer, "_loss", lambda trainer, mean, *args: batches.append(mean.shape[1]) or loss(trainer, mean, *args))
     fit = dict(holdout_ratio=0.5, max_holdout=50, batch_size=10, rng=np.random.default_rng(0))
     # 400 - 50 held out = 350 training rows: a window of 100 of them, or one pass; with a floor of 700 rows,
     # two passes, cut at 500 by a cap below the floor; the default floor, 2 560 rows (several passes).
