@@ -1,4 +1,4 @@
-"""What a finished run's agent believes against what the env does (issue 10: why M3PO/M2PO do not learn).
+"""What a finished run's agent believes against what the env does (why M3PO/M2PO did not learn in the CPU comparison).
 
     python benchmarks/audit_agent.py RUN_FOLDER [RUN_FOLDER ...] [--episodes 3] [--steps 700] [--refit | --task-inference]
 
@@ -52,8 +52,9 @@ from functools import partial
 import numpy as np
 import torch as th
 
-from m3po_sb3.rollouts import known_action_rewards
-from m3po_sb3.runs import load_run, read_config
+from m3po_sb3.models.rollouts import known_action_rewards
+from m3po_sb3.run.folders import load_run, read_config
+from m3po_sb3.models.training import ModelTrainer
 
 
 def model_reward(model, histories: th.Tensor, actions: np.ndarray, known_term) -> np.ndarray:  # noqa: ANN001
@@ -256,7 +257,7 @@ def refit(folder: str) -> None:
         start = time.perf_counter()
         for end in ends:
             data = (x[:end] for x in (histories, actions, next_obs, rewards))
-            stats = model.fit(*data, rng=fit_rng, **{**agent.model_fit_kwargs, **fit_kwargs})
+            stats = ModelTrainer(model).fit(*data, rng=fit_rng, **{**agent.model_fit_kwargs, **fit_kwargs})
         seconds = time.perf_counter() - start
         slope, correlation = control_sensitivity(model, h, random_actions, env.unwrapped.action_reward_fn, None)
         direction = direction_inference(agent, model, histories[recent], actions[recent], rewards[recent], env.unwrapped.action_reward_fn) if directions else ""

@@ -1,4 +1,4 @@
-"""Cost of the history encoder's GRU passes: nn.GRU on explicitly built inputs against HistoryEncoder (issue 8, part 1).
+"""Cost of the history encoder's GRU passes: nn.GRU on explicitly built inputs against HistoryEncoder.
 
     python benchmarks/bench_encoder.py [--batch 256] [--repeats 9]
 
@@ -6,7 +6,7 @@ The GRU of :class:`~m3po_sb3.history.HistoryEncoder` (5 units over L = 10 steps 
 does little arithmetic: its cost is per-operation overhead. Compared, on the same weights (the script checks
 that features and gradients agree):
 
-- ``nn.GRU``: the encoder before issue 8: inputs ``[o_k, a_k, r_k, o_{k+1} − o_k, 1] · mask`` built by
+- ``nn.GRU``: the encoder before its rewrite: inputs ``[o_k, a_k, r_k, o_{k+1} − o_k, 1] · mask`` built by
   splitting and concatenating, then ``nn.GRU`` (ATen's CPU loop and autograd's backward);
 - ``HistoryEncoder``: one gather of the flat history with folded input weights, then the feature-major
   recurrence with a hand-written backward (:func:`~m3po_sb3.history.stacked_gru_final_state`);
@@ -28,7 +28,7 @@ from m3po_sb3.history import HistoryEncoder, HistoryLayout, stacked_gru_final_st
 
 
 def nn_gru_encoding(encoder: HistoryEncoder, histories: th.Tensor) -> th.Tensor:
-    """The encoder before issue 8: explicit GRU inputs, ``nn.GRU``."""
+    """The encoder before its rewrite: explicit GRU inputs, ``nn.GRU``."""
     current, past_obs, past_act, past_rew, mask = encoder.history_layout.split(histories)
     next_obs = th.cat([past_obs[:, 1:], current.unsqueeze(1)], dim=1)
     steps = th.cat([past_obs, past_act, past_rew.unsqueeze(-1), next_obs - past_obs, th.ones_like(mask).unsqueeze(-1)], dim=-1)

@@ -4,7 +4,7 @@
 
 1. Bytes allocated by ``D_env`` (``HistoryReplayBuffer``, ``env_buffer_size`` rows) and ``D_model``
    (``ModelReplayBuffer``, ``M·E·k`` rows) of every Table-2 preset, against what SB3's ``ReplayBuffer`` of
-   full histories (the buffers before issue 8) allocates for the same rows. The compact buffers are built
+   full histories (the buffers before the compact ones) allocates for the same rows. The compact buffers are built
    (``np.zeros`` reserves without touching pages); the SB3 figure is its arrays' sizes, computed.
 2. ``sample(256)`` of both kinds filled with the same transitions (``--env-rows`` real steps of random actions,
    ``--model-rows`` one-step fictitious transitions from them), interleaved repeats, medians, ratio.
@@ -21,10 +21,10 @@ import torch as th
 from stable_baselines3.common.buffers import ReplayBuffer
 
 from m3po_sb3 import M3PO, HistoryObservation, history_policy_kwargs
-from m3po_sb3.buffers import HistoryReplayBuffer, ModelReplayBuffer
-from m3po_sb3.presets import PRESETS, TABLE2, get_preset
-from m3po_sb3.rollouts import RolloutBatch
-from m3po_sb3.train import make_env  # also registers the meta_mujoco_envs
+from m3po_sb3.agents.buffers import HistoryReplayBuffer, ModelReplayBuffer
+from m3po_sb3.run.config import PRESETS, TABLE2, get_preset
+from m3po_sb3.models.rollouts import RolloutBatch
+from m3po_sb3.run.registry import make_env  # also registers the meta_mujoco_envs
 
 GIB = 2**30
 
@@ -50,7 +50,7 @@ def preset_memory() -> None:
     for name in PRESETS:
         if name == "demo":
             continue
-        config = get_preset(name)
+        config = get_preset(name, "m3po")
         env = make_env(name, config["history_length"])
         layout = env.history_layout
         model_rows = config["rollouts_per_step"] * config["epoch_length"] * config["rollout_length"]
@@ -95,7 +95,7 @@ def fill_model(env_buffer: HistoryReplayBuffer, model_buffer: ModelReplayBuffer,
 
 
 def sampling_speed(env_id: str, env_rows: int, model_rows: int, repeats: int, batch_size: int = 256, calls: int = 200) -> None:
-    config = get_preset(env_id)
+    config = get_preset(env_id, "m3po")
     env = make_env(env_id, config["history_length"])
     env_buffer, model_buffer = buffers(env, config, env_rows, model_rows)
     env_reference = ReplayBuffer(env_rows, env.observation_space, env.action_space, device="cpu")

@@ -26,7 +26,8 @@ import numpy as np
 import torch as th
 from model_data import collect_transitions
 
-from m3po_sb3.dynamics import DynamicsModel, MetaDynamicsModel
+from m3po_sb3.models.networks import DynamicsModel, MetaDynamicsModel
+from m3po_sb3.models.training import ModelTrainer
 
 
 def fit_and_score(
@@ -42,7 +43,7 @@ def fit_and_score(
     model = model_class(layout, hidden_units=args.hidden, device="cpu")
     start = time.perf_counter()
     fit_kwargs = {"max_epochs_since_update": args.patience, "calibrate": args.calibrate, **fit_kwargs}
-    info = model.fit(*(x[:split] for x in transitions), **fit_kwargs, rng=np.random.default_rng(seed))
+    info = ModelTrainer(model).fit(*(x[:split] for x in transitions), **fit_kwargs, rng=np.random.default_rng(seed))
     nll = model.nll(*(x[split:] for x in transitions), per_output=True)
     calibration = f", log-variance shift on the holdout {model.logvar_offset.mean():.2f}" if fit_kwargs["calibrate"] else ""
     print(f"    {model_class.__name__}: {info['epochs']} epochs, {time.perf_counter() - start:.0f} s{calibration}", flush=True)

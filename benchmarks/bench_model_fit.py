@@ -1,4 +1,4 @@
-"""Cost of a model fit as ``D_env`` grows (issue 8): the fit at 200 000 real transitions against the fit at
+"""Cost of a model fit as ``D_env`` grows: the fit at 200 000 real transitions against the fit at
 20 000, with ``fit``'s default epochs of a fixed number of rows (``epoch_rows``) and with MBPO's one pass per epoch.
 
     python benchmarks/bench_model_fit.py [--env HalfCheetahFwdBwd-v0] [--small 20000] [--large 200000] [--seeds 0 1] [--hidden 400]
@@ -12,8 +12,8 @@ large capped model N more times from their own weights on the same data with a n
 epochs do; printed: each refit, the ratio of the refits' median seconds, and the NLL gap after the last refit.
 ``--fits`` runs a subset of the three fits (the uncapped one takes ~16 min at 64 hidden units).
 
-``--run-schedule`` measures the fits as a run makes them instead (issue 8 part 3 is about the per-epoch fit of a
-run, which starts from the previous epoch's weights): a fresh fit on the first 5 000 transitions (MBPO's first),
+``--run-schedule`` measures the fits as a run makes them instead (the per-epoch fit of a run, which
+starts from the previous epoch's weights): a fresh fit on the first 5 000 transitions (MBPO's first),
 then warm refits on a growing prefix: every ``--step`` rows (1 000: a run's ``E``), and ten refits 1 000 rows
 apart ending at ``--small`` and at ``--large``, timed. After ``--small`` the schedule runs twice from the same
 model, with the default ``epoch_rows`` ("capped") and without it ("uncapped"; below 25 000 rows the two fits are
@@ -26,7 +26,7 @@ also as the median over test transitions (robust to the few test rows that domin
 (``first_epoch_counts=False``: a warm refit whose epochs do not beat the weights it started from returns them)
 instead of MBPO's (the first epoch counts as progress).
 
-``--normalisers`` also measures what the target statistics do at a refit (issue 9): a model fit on the small
+``--normalisers`` also measures what the target statistics do at a refit: a model fit on the small
 set is refit on the large one with the targets' statistics kept (the default) or recomputed; printed: the
 previous weights' test NLL right after the statistics change, and the refit's.
 """
@@ -39,14 +39,15 @@ import numpy as np
 import torch as th
 from model_data import collect_transitions
 
-from m3po_sb3.dynamics import DynamicsModel
+from m3po_sb3.models.networks import DynamicsModel
 from m3po_sb3.history import HistoryLayout
+from m3po_sb3.models.training import ModelTrainer
 
 
 def timed_fit(model: DynamicsModel, data: tuple[np.ndarray, ...], seed: int, **fit_kwargs: object) -> tuple[float, int, int]:
     """:return: seconds, epochs and rows per member per epoch of ``model.fit``"""
     start = time.perf_counter()
-    info = model.fit(*data, rng=np.random.default_rng(seed), **fit_kwargs)
+    info = ModelTrainer(model).fit(*data, rng=np.random.default_rng(seed), **fit_kwargs)
     return time.perf_counter() - start, info["epochs"], info["rows_per_epoch"]
 
 
@@ -67,13 +68,13 @@ def refit_normalisers(layout: HistoryLayout, data: tuple[np.ndarray, ...], test:
     """Refit a model fit on ``data[:small]`` on all of ``data``, keeping or recomputing the target statistics."""
     for recompute in (False, True):
         model = new_model(layout, seed, hidden)
-        model.fit(*(x[:small] for x in data), rng=np.random.default_rng(seed))
+        ModelTrainer(model).fit(*(x[:small] for x in data), rng=np.random.default_rng(seed))
         before = model.nll(*test)
         if recompute:
             model.targets_standardised.fill_(False)
         # The statistics the refit will use, applied to the previous weights.
-        tensors = model._as_tensors(*data)
-        model._fit_normalisers(*tensors)
+        tensors = model.as_tensors(*data)
+        ModelTrainer(model).fit_normalisers(*tensors)
         after = model.nll(*test)
         if recompute:
             model.targets_standardised.fill_(False)

@@ -19,8 +19,8 @@ import torch as th
 from stable_baselines3 import SAC
 
 from m3po_sb3 import M3PO
-from m3po_sb3.presets import get_preset
-from m3po_sb3.train import make_agent, make_env
+from m3po_sb3.run.config import get_preset
+from m3po_sb3.run.registry import make_agent, make_env
 
 
 def seconds_per_step(agent: SAC, n_steps: int) -> float:
@@ -48,7 +48,7 @@ def main() -> None:
     args = parser.parse_args()
     th.set_num_threads(args.threads)
 
-    config = get_preset("HalfCheetahFwdBwd-v0")
+    config = get_preset("HalfCheetahFwdBwd-v0", "m3po")
     config.update(gradient_steps=args.gradient_steps, rollouts_per_step=args.rollouts_per_step)
     epoch_length = config["epoch_length"]  # the warm-up; M3PO's next fit comes after the timed chunks
     agents = {algo: make_agent(algo, make_env(args.env, config["history_length"]), config, seed=0, device="cpu") for algo in ("m3po", "sac")}

@@ -16,9 +16,9 @@ import torch as th
 from torch import nn
 
 from m3po_sb3 import M3PO
-from m3po_sb3.dynamics import EnsembleLinear
-from m3po_sb3.rollouts import branched_rollouts
-from m3po_sb3.train import make_env  # also registers the meta_mujoco_envs
+from m3po_sb3.models.networks import EnsembleLinear
+from m3po_sb3.models.rollouts import branched_rollouts
+from m3po_sb3.run.registry import make_env  # also registers the meta_mujoco_envs
 
 
 def flops_per_row(module: nn.Module, history_length: int) -> int:

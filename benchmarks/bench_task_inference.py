@@ -1,4 +1,4 @@
-"""Task inference on HalfCheetahFwdBwd-v0: the reward prediction error after a direction switch (issue 9, part 1).
+"""Task inference on HalfCheetahFwdBwd-v0: the reward prediction error after a direction switch.
 
     python benchmarks/bench_task_inference.py [--seeds 0 1 2] [--train-episodes 12] [--hidden-units 200] [--max-epochs 60]
 
@@ -9,8 +9,8 @@ a small random search on ``HalfCheetah-v5``, a new gait (direction, phase, ampli
 independent of the task switches. The task switches every ``--task-switch-seconds`` (2 s = 40 steps, for more
 switches per episode than the default 15 s). Three models are fitted on the same transitions:
 
-- ``non-adaptive``: :class:`m3po_sb3.dynamics.DynamicsModel` on ``(o_t, a_t)`` (M2PO's model);
-- ``meta``: :class:`m3po_sb3.dynamics.MetaDynamicsModel` on the history ``h_t`` (L = 10, rewards included);
+- ``non-adaptive``: :class:`m3po_sb3.models.networks.DynamicsModel` on ``(o_t, a_t)`` (M2PO's model);
+- ``meta``: :class:`m3po_sb3.models.networks.MetaDynamicsModel` on the history ``h_t`` (L = 10, rewards included);
 - ``oracle``: ``DynamicsModel`` on the env's ``task_in_obs=True`` observation, which carries the direction.
 
 On held-out episodes the script prints, per number of steps since the last direction change (a redraw that
@@ -30,8 +30,9 @@ import numpy as np
 import torch as th
 
 import meta_mujoco_envs  # noqa: F401  (registers the envs)
-from m3po_sb3.dynamics import DynamicsModel, MetaDynamicsModel
+from m3po_sb3.models.networks import DynamicsModel, MetaDynamicsModel
 from m3po_sb3.history import HistoryLayout, HistoryObservation
+from m3po_sb3.models.training import ModelTrainer
 
 ENV_ID = "HalfCheetahFwdBwd-v0"
 # Steps since the last direction change; the last bin holds that many steps and more.
@@ -293,7 +294,7 @@ def evaluate_seed(
         th.manual_seed(seed)
         model = factory(train.oracle_layout if oracle else train.layout)
         start = time.perf_counter()
-        info = model.fit(*train.model_data(oracle), rng=np.random.default_rng(seed), **fit_kwargs)
+        info = ModelTrainer(model).fit(*train.model_data(oracle), rng=np.random.default_rng(seed), **fit_kwargs)
         if verbose:
             summary = f"{info['epochs']} epochs (best {info['best_epoch']}), held-out NLL {info['holdout_nll']:.3f}"
             print(f"seed {seed} {name}: {summary}, {time.perf_counter() - start:.0f} s", flush=True)

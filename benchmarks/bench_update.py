@@ -29,7 +29,7 @@ from stable_baselines3.common.logger import configure
 from torch.utils.flop_counter import FlopCounterMode
 
 from m3po_sb3 import M3PO, HistorySAC, history_policy_kwargs
-from m3po_sb3.train import make_env  # also registers the meta_mujoco_envs
+from m3po_sb3.run.registry import make_env  # also registers the meta_mujoco_envs
 
 BUFFER_ROWS = 5000
 # The columns of the tables, in make_agents' order.

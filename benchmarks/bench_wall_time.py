@@ -10,10 +10,10 @@ Parts, each timed on its own with the preset's networks (medians over ``--repeat
 - updates: ``M3PO.train(G, batch_size)``, the G SAC updates of one env step, on D_model;
 - model fit: ``M3PO.train_dynamics()`` on D_env of each ``--fit-sizes`` random-action steps, each a refit
   from the previous fit's weights, as in a run. A fit costs (its epochs) × (rows per member per epoch) ×
-  (seconds per row and epoch, measured); the rows per epoch follow ``DynamicsModel.fit`` (``fit_sizes``: the
+  (seconds per row and epoch, measured); the rows per epoch follow ``ModelTrainer.fit`` (``fit_sizes``: the
   training split, capped at ``epoch_rows``) as D_env holds ``e · E`` rows at epoch ``e``, up to
   ``env_buffer_size``; the epochs of a refit are the last measured fit's, or ``--refit-epochs``. The same
-  sum with ``epoch_rows=None`` (one pass of D_env per epoch, MBPO's and this package's fit before issue 8)
+  sum with ``epoch_rows=None`` (one pass of D_env per epoch, MBPO's and this package's fit before its epochs were capped)
   is printed for comparison.
 
 Projected run = N · E · (env step + rollouts + updates) + Σ_e fit(e · E); printed with each part's share.
@@ -28,9 +28,10 @@ import numpy as np
 import torch as th
 
 from m3po_sb3 import M3PO
-from m3po_sb3.dynamics import DynamicsModel, fit_sizes
-from m3po_sb3.presets import get_preset
-from m3po_sb3.train import make_agent, make_env
+from m3po_sb3.models.networks import DynamicsModel
+from m3po_sb3.models.training import fit_sizes
+from m3po_sb3.run.config import get_preset
+from m3po_sb3.run.registry import make_agent, make_env
 
 
 def median_seconds(action: Callable[[], object], repeats: int) -> float:
@@ -51,7 +52,7 @@ def main() -> None:
     parser.add_argument("--refit-epochs", type=int, help="epochs per refit in the projection (default: the last measured fit's)")
     args = parser.parse_args()
     th.set_num_threads(args.threads)
-    config = get_preset(args.preset)
+    config = get_preset(args.preset, "m3po")
     n_epochs, epoch_length = config["n_epochs"], config["epoch_length"]
     gradient_steps, rollouts, batch_size = config["gradient_steps"], config["rollouts_per_step"], config["batch_size"]
 

@@ -1,6 +1,6 @@
 """Learning comparison of M3PO, M2PO and the baselines (issues 5, 10): same networks, G, warm-up and seeds.
 
-Trains the (env × algo × seed) grid in parallel with :mod:`m3po_sb3.sweep` (each run is
+Trains the (env × algo × seed) grid in parallel with :mod:`m3po_sb3.run.sweep` (each run is
 ``python -m m3po_sb3.train ... --diagnostics``), then writes into ``--results``:
 
 - ``returns.csv`` and ``diagnostics.csv``: every run's evaluations and diagnostics (of the runs trained with
@@ -31,11 +31,11 @@ import gymnasium as gym
 import numpy as np
 
 from meta_mujoco_envs.direction import DirectionTaskEnv
-from m3po_sb3.enjoy import play_episode
-from m3po_sb3.evaluation import RandomPolicy
-from m3po_sb3.plotting import mean_over_seeds, plot_interval_curves, plot_seed_curves, random_policy_return, read_csv_columns
-from m3po_sb3.runs import load_run, read_config, read_status
-from m3po_sb3.sweep import BACKENDS, grid, run_dir, run_sweep
+from m3po_sb3.run.enjoy import play_episode
+from m3po_sb3.callbacks.evaluation import RandomPolicy
+from m3po_sb3.run.plotting import mean_over_seeds, plot_interval_curves, plot_seed_curves, random_policy_return, read_csv_columns
+from m3po_sb3.run.folders import load_run, read_config, read_status
+from m3po_sb3.run.sweep import BACKENDS, grid, run_dir, run_sweep
 
 DEFAULT_TRAIN_ARGS = (
     "--preset demo --epoch-length 500 --gradient-steps 1 --eval-freq 500 --eval-episodes 3 --no-progress-bar"
@@ -149,7 +149,7 @@ def direction_csv(folder: Path, episodes: int = DIRECTION_EPISODES) -> Path | No
     """
     Replay a finished run's final agent on its direction env (seeds ``0 .. episodes - 1``, deterministic) and
     write, per episode, the fraction of steps moving in the task's direction, overall and in the first 50
-    steps after each reversal (:func:`m3po_sb3.enjoy.play_episode`). Kept in the run folder, so the figures
+    steps after each reversal (:func:`m3po_sb3.run.enjoy.play_episode`). Kept in the run folder, so the figures
     outlive the agent (which is not committed).
 
     :return: the run's ``direction.csv``; ``None`` on an env without direction tasks, or without the file and
@@ -171,7 +171,7 @@ def direction_csv(folder: Path, episodes: int = DIRECTION_EPISODES) -> Path | No
 
 
 class SingleRandomPolicy(RandomPolicy):
-    """:class:`~m3po_sb3.evaluation.RandomPolicy` for one observation at a time (``play_episode``)."""
+    """:class:`~m3po_sb3.callbacks.evaluation.RandomPolicy` for one observation at a time (``play_episode``)."""
 
     def predict(self, observation, state=None, episode_start=None, deterministic=False):  # noqa: ANN001, ANN201
         return super().predict(np.asarray(observation)[None])[0][0], state

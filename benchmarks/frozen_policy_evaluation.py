@@ -1,4 +1,4 @@
-"""Where does the critic of M3PO settle? Policy evaluation with the actor frozen, on different data (issue 10).
+"""Where does the critic of M3PO settle? Policy evaluation with the actor frozen, on different data.
 
     python benchmarks/frozen_policy_evaluation.py RUN_FOLDER [--updates 20000] [--variants model real:0.05 real:0.5 env rebuilt:1 rebuilt:5]
 
@@ -29,8 +29,8 @@ import torch.nn.functional as F
 from stable_baselines3.common.logger import configure
 from stable_baselines3.common.utils import polyak_update
 
-from m3po_sb3.buffers import HybridReplayBuffer, ModelReplayBuffer
-from m3po_sb3.runs import load_run
+from m3po_sb3.agents.buffers import HybridReplayBuffer, ModelReplayBuffer
+from m3po_sb3.run.folders import load_run
 
 PROBE_ROWS = 5000  # the last real histories, where the critic's value is read
 REBUILT_ROLLOUTS = 100_000

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from m3po_sb3.history import HistoryLayout
-from m3po_sb3.train import make_env  # also registers the meta_mujoco_envs
+from m3po_sb3.run.registry import make_env  # also registers the meta_mujoco_envs
 
 
 def collect_transitions(

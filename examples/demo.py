@@ -10,7 +10,7 @@ periods), enough for the curve to tell the policies apart from episode luck.
 
 import sys
 
-from m3po_sb3.train import main
+from m3po_sb3.run.train import main
 
 # One torch thread: the demo's small networks gain little from a second one, and a busy machine makes two
 # threads contend (tens of times slower).

@@ -27,7 +27,7 @@ def single_torch_thread():
 @pytest.fixture
 def ctrl_c_at(monkeypatch) -> Callable[[int], None]:
     """:return: a function that makes training receive Ctrl-C (a real SIGINT to this process) at a given env step"""
-    from m3po_sb3.checkpoint import RunCheckpointCallback
+    from m3po_sb3.run.checkpoint import RunCheckpointCallback
 
     def press_at(step: int) -> None:
         original = RunCheckpointCallback._on_step

@@ -10,10 +10,10 @@ from gymnasium import spaces
 from stable_baselines3 import SAC
 from stable_baselines3.common.buffers import ReplayBuffer
 
-from m3po_sb3.buffers import HistoryReplayBuffer, HybridReplayBuffer, ModelReplayBuffer
+from m3po_sb3.agents.buffers import HistoryReplayBuffer, HybridReplayBuffer, ModelReplayBuffer
 from m3po_sb3.history import HistoryLayout, HistoryObservation
-from m3po_sb3.m3po import hybrid_beta
-from m3po_sb3.rollouts import RolloutBatch, branched_rollouts
+from m3po_sb3.agents.m3po import hybrid_beta
+from m3po_sb3.models.rollouts import RolloutBatch, branched_rollouts
 
 L = 3
 SAMPLE_FIELDS = ("observations", "actions", "next_observations", "dones", "rewards")

@@ -14,10 +14,10 @@ import torch as th
 from stable_baselines3.common.env_util import make_vec_env
 
 from m3po_sb3 import HistoryObservation
-from m3po_sb3.checkpoint import EnvStatePickler, find_checkpoint, pickle_env
-from m3po_sb3.plotting import read_eval_csv
-from m3po_sb3.runs import load_run, read_status
-from m3po_sb3.train import main
+from m3po_sb3.run.checkpoint import EnvStatePickler, find_checkpoint, pickle_env
+from m3po_sb3.run.plotting import read_eval_csv
+from m3po_sb3.run.folders import load_run, read_status
+from m3po_sb3.run.train import main
 
 RUN = [
     "--env", "Pendulum-v1", "--preset", "demo", "--timesteps", "90", "--epoch-length", "20", "--rollouts-per-step", "4",
@@ -143,7 +143,6 @@ def test_mujoco_envs_pickle_with_their_state(env_id, steps):
         assert env.get_attr("unwrapped")[0].get_task() == copy.get_attr("unwrapped")[0].get_task()
 
 
-@pytest.mark.slow
 def test_ctrl_c_on_the_command_line_stops_with_a_checkpoint_and_no_traceback(tmp_path):
     argv = [*RUN, "--timesteps", "1000000", "--out", str(tmp_path)]
     process = subprocess.Popen([sys.executable, "-m", "m3po_sb3.train", *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

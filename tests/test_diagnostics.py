@@ -1,4 +1,4 @@
-"""Each diagnostic of m3po_sb3.diagnostics checked on a case computed by hand, and the callback on tiny runs."""
+"""Each diagnostic of m3po_sb3.callbacks.diagnostics checked on a case computed by hand, and the callback on tiny runs."""
 
 import csv
 import math
@@ -15,7 +15,7 @@ from stable_baselines3.common.type_aliases import ReplayBufferSamples
 from stable_baselines3.sac.policies import Actor
 
 from m3po_sb3 import M3PO, HistoryObservation
-from m3po_sb3.diagnostics import (
+from m3po_sb3.callbacks.diagnostics import (
     DiagnosticsCallback,
     fit_behaviour_policy,
     gaussian_kl,
@@ -25,9 +25,9 @@ from m3po_sb3.diagnostics import (
     soft_td_target,
     td_error,
 )
-from m3po_sb3.dynamics import DynamicsModel, EnsembleLinear
+from m3po_sb3.models.networks import DynamicsModel, EnsembleLinear
 from m3po_sb3.history import HistoryLayout, history_policy_kwargs
-from m3po_sb3.plotting import mean_over_seeds, plot_seed_curves
+from m3po_sb3.run.plotting import mean_over_seeds, plot_seed_curves
 
 
 def linear_actor(obs_dim: int, act_dim: int) -> Actor:

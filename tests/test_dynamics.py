@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch as th
 
-from m3po_sb3.dynamics import DynamicsModel, EnsembleLinear, MetaDynamicsModel, fit_sizes
+from m3po_sb3.models.networks import DynamicsModel, EnsembleLinear, MetaDynamicsModel
+from m3po_sb3.models.training import ModelTrainer, fit_sizes
 from m3po_sb3.history import HistoryLayout
 from hidden_task_systems import SYSTEMS, hidden_task_data
 
@@ -51,15 +52,14 @@ def test_meta_model_beats_non_adaptive_model_on_switching_system():
         th.manual_seed(0)
         model = model_class(LAYOUT, hidden_units=64, device="cpu")
         # One pass per epoch: 40 of them are enough here. With the default 20 000-row epochs the meta-model
-        # overfits this small set, whose test episodes drift beyond the training observations (issue 9, open).
-        model.fit(*train, rng=np.random.default_rng(0), batch_size=64, max_epochs=40, max_epochs_since_update=10, epoch_rows=None)
+        # overfits this small set, whose test episodes drift beyond the training observations.
+        ModelTrainer(model).fit(*train, rng=np.random.default_rng(0), batch_size=64, max_epochs=40, max_epochs_since_update=10, epoch_rows=None)
         test_nll[model_class] = model.nll(*test)
     print(f"held-out NLL: non-adaptive {test_nll[DynamicsModel]:.3f}, meta {test_nll[MetaDynamicsModel]:.3f}")
     # The non-adaptive model must average over c (NLL near 1); the meta-model infers it from the history.
     assert test_nll[MetaDynamicsModel] < test_nll[DynamicsModel] - 0.5
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize(
     "system",
     ["action_gain", "actuator_failure", "reward_sign"],
@@ -72,7 +72,7 @@ def test_meta_model_infers_hidden_task_from_history(system):
     for model_class in (DynamicsModel, MetaDynamicsModel):
         th.manual_seed(0)
         model = model_class(SYSTEMS[system][1], hidden_units=32, device="cpu")
-        model.fit(*train, rng=np.random.default_rng(0))
+        ModelTrainer(model).fit(*train, rng=np.random.default_rng(0))
         test_nll[model_class] = model.nll(*test)
     print(f"{system} held-out NLL: non-adaptive {test_nll[DynamicsModel]:.3f}, meta {test_nll[MetaDynamicsModel]:.3f}")
     # Margin from measurements (train seeds 0-2, β-NLL): the meta-model's held-out NLL was lower by 0.60-1.53
@@ -80,7 +80,6 @@ def test_meta_model_infers_hidden_task_from_history(system):
     assert test_nll[MetaDynamicsModel] < test_nll[DynamicsModel] - 0.2
 
 
-@pytest.mark.slow
 def test_calibrated_fit_undoes_the_meta_models_overconfidence_on_little_data():
     """With 500 rows of the hidden actuator failure, the meta-model's variances are too small off its training rows
     (test NLL far above the non-adaptive model's); calibrated on the holdout, its test NLL is below it."""
@@ -90,7 +89,7 @@ def test_calibrated_fit_undoes_the_meta_models_overconfidence_on_little_data():
     for model_class, calibrate in ((DynamicsModel, True), (MetaDynamicsModel, False), (MetaDynamicsModel, True)):
         th.manual_seed(0)
         model = model_class(SYSTEMS[system][1], hidden_units=32, device="cpu")
-        model.fit(*train, rng=np.random.default_rng(0), calibrate=calibrate)
+        ModelTrainer(model).fit(*train, rng=np.random.default_rng(0), calibrate=calibrate)
         test_nll[model_class, calibrate] = model.nll(*test)
     print(test_nll)
     # Measured (train seeds 0-3): meta 8.70 -> -1.05, 0.99 -> -0.35, 16.1 -> -0.78, 6.87 -> -0.85 uncalibrated ->
@@ -106,7 +105,7 @@ def test_calibration_shifts_each_members_log_variance_and_nothing_else(model_cla
     for calibrate in (False, True):
         th.manual_seed(0)
         models[calibrate] = model_class(LAYOUT, hidden_units=16, device="cpu")
-        models[calibrate].fit(*data, rng=np.random.default_rng(0), max_epochs=3, calibrate=calibrate)
+        ModelTrainer(models[calibrate]).fit(*data, rng=np.random.default_rng(0), max_epochs=3, calibrate=calibrate)
     histories, actions = th.as_tensor(data[0]), th.as_tensor(data[1])
     (raw_mean, raw_logvar), (mean, logvar) = models[False](histories, actions), models[True](histories, actions)
     th.testing.assert_close(mean, raw_mean, rtol=0, atol=0)
@@ -116,14 +115,14 @@ def test_calibration_shifts_each_members_log_variance_and_nothing_else(model_cla
 
     # The shift makes each member's mean squared standardised error of each output 1 on the rows it is computed on.
     model = models[True]
-    rows = [x[:100] for x in model._as_tensors(*data)]
-    model._calibrate(*rows)
+    rows = [x[:100] for x in model.as_tensors(*data)]
+    ModelTrainer(model).calibrate(*rows)
     mean, logvar = model(*rows[:2])
     error = ((mean - (rows[2] - model.target_mean) / model.target_std) ** 2 / logvar.exp()).mean(dim=1)
     th.testing.assert_close(error, th.ones_like(error))
 
     # A fit without calibration drops the shift; a state dict saved before the shift existed loads as no shift.
-    model.fit(*data, rng=np.random.default_rng(1), max_epochs=1)
+    ModelTrainer(model).fit(*data, rng=np.random.default_rng(1), max_epochs=1)
     assert not model.logvar_offset.any()
     model.logvar_offset.fill_(1.0)
     old_state = {name: value for name, value in model.state_dict().items() if name != "logvar_offset"}
@@ -136,7 +135,7 @@ def test_state_dict_roundtrip_keeps_normalisers_and_predictions(model_class):
     layout = HistoryLayout(obs_dim=3, act_dim=2, history_length=2)
     data = random_transitions(np.random.default_rng(0), 200, layout)
     model = model_class(layout, hidden_units=32, device="cpu")
-    model.fit(data[0] * 5 + 2, *data[1:], rng=np.random.default_rng(0), max_epochs=2)
+    ModelTrainer(model).fit(data[0] * 5 + 2, *data[1:], rng=np.random.default_rng(0), max_epochs=2)
     assert not th.allclose(model.obs_mean, th.zeros(3)) and not th.allclose(model.obs_std, th.ones(3))
     assert {"obs_mean", "obs_std", "act_mean", "act_std", "target_mean", "target_std"} <= set(model.state_dict())
 
@@ -157,7 +156,7 @@ def test_fit_stops_by_mbpo_patience_rule_restores_last_improvement_and_picks_eli
     data = random_transitions(np.random.default_rng(0), 60)
     th.manual_seed(0)
     model = MetaDynamicsModel(LAYOUT, ensemble_size=4, num_elites=2, hidden_units=64, learning_rate=1e-2, device="cpu")
-    info = model.fit(*data, holdout_ratio=0.5, batch_size=8, epoch_rows=None, rng=np.random.default_rng(1))
+    info = ModelTrainer(model).fit(*data, holdout_ratio=0.5, batch_size=8, epoch_rows=None, rng=np.random.default_rng(1))
     curve = np.array(info["holdout_curve"])
     assert curve.shape == (info["epochs"] + 1, 4)
     # MBPO's rule: the first epoch counts, then an epoch counts if some member's held-out error fell by more than
@@ -193,12 +192,12 @@ def test_holdout_is_capped_and_an_epoch_is_a_fixed_number_of_rows():
     for epoch_rows, floor, expected in ((100, 1, 100), (None, 1, 350), (10**6, 1, 350), (10**6, 700, 700), (500, 700, 500), (None, None, 2560)):
         batches.clear()
         floor_kwargs = {} if floor is None else dict(min_epoch_rows=floor)
-        info = model.fit(*data, max_epochs=3, epoch_rows=epoch_rows, **floor_kwargs, **fit)
+        info = ModelTrainer(model).fit(*data, max_epochs=3, epoch_rows=epoch_rows, **floor_kwargs, **fit)
         assert sum(batches) == 3 * expected and max(batches) == 10 and info["rows_per_epoch"] == expected
         # The sizes a cost model of the fits reads (benchmarks/bench_wall_time.py) are the fit's.
         assert fit_sizes(400, 0.5, 50, 2560 if floor is None else floor, epoch_rows) == (50, expected)
     with pytest.raises(ValueError, match="holdout_ratio=0.001 leaves no holdout"):
-        model.fit(*data, **dict(fit, holdout_ratio=0.001))
+        ModelTrainer(model).fit(*data, **dict(fit, holdout_ratio=0.001))
 
 
 @pytest.mark.parametrize("epoch_rows, min_epoch_rows, expected_epochs", [(100, 1, 35), (None, 1, 5), (None, 700, 5)])
@@ -209,10 +208,11 @@ def test_capped_epochs_ask_their_share_of_a_pass_gain(epoch_rows, min_epoch_rows
     data = random_transitions(np.random.default_rng(0), 400)
     model = DynamicsModel(LAYOUT, ensemble_size=2, hidden_units=8, device="cpu")
     scores = iter([-0.0015 * min(epoch, 30) for epoch in range(100)])
-    model._evaluate = lambda *holdout: (th.full((2,), next(scores)), th.zeros(2))
-    model._train_epoch = lambda *args: None
+    model.evaluate = lambda *holdout: (th.full((2,), next(scores)), th.zeros(2))
+    trainer = ModelTrainer(model)
+    trainer._train_epoch = lambda *args: None
     fit = dict(holdout_ratio=0.5, max_holdout=50, epoch_rows=epoch_rows, min_epoch_rows=min_epoch_rows, rng=np.random.default_rng(0))
-    info = model.fit(*data, first_epoch_counts=False, **fit)  # gains counted from the error before the fit
+    info = trainer.fit(*data, first_epoch_counts=False, **fit)  # gains counted from the error before the fit
     assert info["epochs"] == expected_epochs
 
 
@@ -223,10 +223,11 @@ def test_a_refit_keeps_its_first_epoch_unless_asked_to_let_the_starting_weights_
     data = random_transitions(np.random.default_rng(0), 400)
     model = DynamicsModel(LAYOUT, ensemble_size=2, hidden_units=8, device="cpu")
     scores = iter([0.1 * epoch for epoch in range(100)])
-    model._evaluate = lambda *holdout: (th.full((2,), next(scores)), th.zeros(2))
-    model._train_epoch = lambda *args: model.ensemble[0].bias.data.add_(1.0)
+    model.evaluate = lambda *holdout: (th.full((2,), next(scores)), th.zeros(2))
+    trainer = ModelTrainer(model)
+    trainer._train_epoch = lambda *args: model.ensemble[0].bias.data.add_(1.0)
     start = model.ensemble[0].bias.detach().clone()
-    info = model.fit(*data, first_epoch_counts=first_epoch_counts, rng=np.random.default_rng(0))
+    info = trainer.fit(*data, first_epoch_counts=first_epoch_counts, rng=np.random.default_rng(0))
     assert info["best_epoch"] == expected_best_epoch and info["epochs"] == expected_best_epoch + 5
     th.testing.assert_close(model.ensemble[0].bias, start + expected_best_epoch)
 
@@ -235,9 +236,9 @@ def test_refit_keeps_target_statistics_and_updates_input_statistics():
     layout = HistoryLayout(obs_dim=3, act_dim=2, history_length=2)
     first, second = random_transitions(np.random.default_rng(0), 200, layout), random_transitions(np.random.default_rng(1), 200, layout)
     model = DynamicsModel(layout, hidden_units=16, device="cpu")
-    model.fit(*first, rng=np.random.default_rng(0), max_epochs=1)
+    ModelTrainer(model).fit(*first, rng=np.random.default_rng(0), max_epochs=1)
     target_stats = (model.target_mean.clone(), model.target_std.clone())
-    model.fit(second[0] * 3 + 1, second[1] * 0.5, second[2] * 10, second[3] * 10, rng=np.random.default_rng(0), max_epochs=1)
+    ModelTrainer(model).fit(second[0] * 3 + 1, second[1] * 0.5, second[2] * 10, second[3] * 10, rng=np.random.default_rng(0), max_epochs=1)
     # Inputs follow the data; targets keep the scale the weights were trained for.
     train_rows = np.random.default_rng(0).permutation(200)[40:]
     np.testing.assert_allclose(model.act_std.numpy(), (second[1] * 0.5)[train_rows].std(axis=0, ddof=1), rtol=1e-4)
@@ -254,7 +255,7 @@ def test_bad_elite_counts_and_weight_decays_raise():
 
 def test_log_variance_stays_within_learned_bounds():
     model = MetaDynamicsModel(LAYOUT, hidden_units=32, device="cpu")
-    model.fit(*random_transitions(np.random.default_rng(0), 100), rng=np.random.default_rng(0), max_epochs=3)
+    ModelTrainer(model).fit(*random_transitions(np.random.default_rng(0), 100), rng=np.random.default_rng(0), max_epochs=3)
     histories, actions = (th.as_tensor(x) * 1e3 for x in random_transitions(np.random.default_rng(1), 64)[:2])
     mean, logvar = model(histories, actions)
     assert mean.shape == logvar.shape == (3, 64, 2)
@@ -265,7 +266,7 @@ def test_log_variance_stays_within_learned_bounds():
 
 def test_sample_uses_one_elite_member_per_row():
     model = DynamicsModel(LAYOUT, ensemble_size=4, num_elites=2, hidden_units=16, device="cpu")
-    model.fit(*random_transitions(np.random.default_rng(0), 100), rng=np.random.default_rng(0), max_epochs=1)
+    ModelTrainer(model).fit(*random_transitions(np.random.default_rng(0), 100), rng=np.random.default_rng(0), max_epochs=1)
     histories = th.as_tensor(random_transitions(np.random.default_rng(1), 1)[0]).repeat(300, 1)
     actions = th.full((300, 1), 0.5)
     next_obs, reward = model.sample(histories, actions, th.Generator().manual_seed(0), deterministic=True)
@@ -284,7 +285,7 @@ def test_sampled_observations_stay_within_the_real_ones_range():
     histories, actions, next_obs, rewards = random_transitions(np.random.default_rng(0), 200)
     next_obs = np.clip(next_obs, -0.5, 0.8)  # real dynamics that clip, like Pendulum's angular velocity
     model = DynamicsModel(LAYOUT, hidden_units=16, device="cpu")
-    model.fit(histories, actions, next_obs, rewards, rng=np.random.default_rng(0), max_epochs=1)
+    ModelTrainer(model).fit(histories, actions, next_obs, rewards, rng=np.random.default_rng(0), max_epochs=1)
     far = th.as_tensor(random_transitions(np.random.default_rng(1), 500)[0]) * 5  # current observations far out
     sampled, _ = model.sample(far, th.zeros(500, 1), th.Generator().manual_seed(0))
     assert sampled.min() == pytest.approx(next_obs.min()) and sampled.max() == pytest.approx(next_obs.max())
@@ -305,14 +306,14 @@ def test_non_finite_inputs_and_losses_raise():
         corrupted[index] = corrupted[index].copy()
         corrupted[index].flat[7] = np.nan if index % 2 else np.inf
         with pytest.raises(ValueError, match=f"{name} contains non-finite"):
-            model.fit(*corrupted, rng=np.random.default_rng(0))
+            ModelTrainer(model).fit(*corrupted, rng=np.random.default_rng(0))
         with pytest.raises(ValueError, match=f"{name} contains non-finite"):
             model.nll(*corrupted)
     with pytest.raises(ValueError, match="actions must have shape"):
-        model.fit(data[0], data[1][:, [0, 0]], *data[2:], rng=np.random.default_rng(0))
+        ModelTrainer(model).fit(data[0], data[1][:, [0, 0]], *data[2:], rng=np.random.default_rng(0))
     with pytest.raises(ValueError, match="holdout_ratio"):
-        model.fit(*data, holdout_ratio=0.0, rng=np.random.default_rng(0))
+        ModelTrainer(model).fit(*data, holdout_ratio=0.0, rng=np.random.default_rng(0))
     with th.no_grad():
         model.ensemble[0].weight[1, 0, 0] = np.nan
     with pytest.raises(ValueError, match="non-finite loss"):
-        model.fit(*data, rng=np.random.default_rng(0))
+        ModelTrainer(model).fit(*data, rng=np.random.default_rng(0))

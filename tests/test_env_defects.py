@@ -1,4 +1,4 @@
-"""meta_mujoco_envs: the defects an outside audit found (issue 12), each pinned by a test that failed before its fix."""
+"""meta_mujoco_envs: the defects an outside audit found, each pinned by a test that failed before its fix."""
 
 from __future__ import annotations
 

@@ -437,7 +437,6 @@ def test_sb3_algorithms_train_unchanged(algo):
 
 
 # ---------------------------------------------------------------------------------------------- packaging
-@pytest.mark.slow
 def test_non_editable_install_carries_the_pier_mjcf(tmp_path):
     root = Path(meta_mujoco_envs.__file__).resolve().parents[1]
     target = tmp_path / "site"
@@ -458,8 +457,6 @@ def test_non_editable_install_carries_the_pier_mjcf(tmp_path):
 
 # ---------------------------------------------------------------------------------------------- rendering
 RENDER_CODE = """
-import sys
-sys.path.insert(0, "examples")
 import numpy as np
 from render_envs import render_frame
 pier, _ = render_frame("HalfCheetahPier-v0")
@@ -476,7 +473,7 @@ def test_rgb_array_frames_show_the_pier_the_crippled_leg_and_standing_robots():
     """What examples/render_envs.py renders into docs/images, as the README shows it."""
     root = Path(meta_mujoco_envs.__file__).resolve().parents[1]
     out = subprocess.run(
-        [sys.executable, "-c", RENDER_CODE], cwd=root, env={**os.environ, "MUJOCO_GL": "egl"}, capture_output=True, text=True
+        [sys.executable, "-c", RENDER_CODE], cwd=root / "examples", env={**os.environ, "MUJOCO_GL": "egl"}, capture_output=True, text=True
     )
     if out.returncode != 0:
         pytest.skip(f"no offscreen OpenGL (MUJOCO_GL=egl) on this machine: {out.stderr.strip().splitlines()[-1:]}")

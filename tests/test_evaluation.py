@@ -5,8 +5,8 @@ import pytest
 from stable_baselines3 import SAC
 from stable_baselines3.common.env_util import make_vec_env
 
-from m3po_sb3.evaluation import MetaEvalCallback, random_policy_returns
-from m3po_sb3.plotting import read_eval_csv
+from m3po_sb3.callbacks.evaluation import MetaEvalCallback, random_policy_returns
+from m3po_sb3.run.plotting import read_eval_csv
 
 
 @pytest.mark.parametrize("eval_seed", [3, None])

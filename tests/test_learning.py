@@ -1,5 +1,5 @@
 """
-The learning guard (issue 9): M2PO and M3PO swing up ``Pendulum-v1`` within 3 000 env steps, as SB3's SAC
+The learning guard: M2PO and M3PO swing up ``Pendulum-v1`` within 3 000 env steps, as SB3's SAC
 with the same updates per step does, and an agent with a broken model, buffer or update does not.
 
 The set-up is the one every M3PO run uses (history wrapper, GRU features, branched rollouts of the learned
@@ -11,8 +11,8 @@ return of 10 deterministic episodes); the guard is that some score reaches -400.
 
 Why these choices (measured with this module, ``benchmarks/README.md`` "Learning guard" has the figures):
 SAC with the same settings on the raw observation reaches -116 at 1 500 steps (seed 0) and history-SAC
--204 at 1 000 (seed 1); over the runs of 2026-12-01 and 2026-12-02 (before and after issue 8's encoder
-change, which changes the float rounding and so each run's course), a policy that has not learned the
+-204 at 1 000 (seed 1); over the runs before and after the history encoder's rewrite (which changes the float
+rounding and so each run's course), a policy that has not learned the
 swing-up scores -632 to -1 759, a swung-up one -108 to -401. M2PO and M3PO reach it, but do not all stay
 there: in the first set some seeds fell back to -603 to -931 a few hundred steps later (model exploitation
 or the high learning rate; open), so the guard asks that the score *reaches* the threshold, not that the
@@ -31,10 +31,10 @@ from stable_baselines3.common.callbacks import EvalCallback
 from stable_baselines3.common.monitor import Monitor
 
 from m3po_sb3 import M2PO, M3PO
-from m3po_sb3.buffers import ModelReplayBuffer
-from m3po_sb3.dynamics import MBPO_MODEL_KWARGS
+from m3po_sb3.agents.buffers import ModelReplayBuffer
+from m3po_sb3.models.networks import MBPO_MODEL_KWARGS
 from m3po_sb3.history import HistoryObservation, history_policy_kwargs
-from m3po_sb3.rollouts import RolloutBatch
+from m3po_sb3.models.rollouts import RolloutBatch
 
 STEPS = 3_000
 THRESHOLD = -400.0

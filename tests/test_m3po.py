@@ -7,7 +7,7 @@ import torch as th
 from stable_baselines3.common.vec_env import DummyVecEnv
 
 from m3po_sb3 import M2PO, M3PO, DynamicsModel, HistoryObservation, MetaDynamicsModel, history_policy_kwargs
-from m3po_sb3.buffers import ModelReplayBuffer
+from m3po_sb3.agents.buffers import ModelReplayBuffer
 
 L = 2
 LEARNING_STARTS = EPOCH = 20

@@ -13,9 +13,9 @@ from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv
 
 from m3po_sb3 import PEARL, HistoryObservation, MetaEvalCallback
-from m3po_sb3.pearl import ContextEncoder, LatentFeaturesExtractor, SharedPosterior, gaussian_product, kl_to_standard_normal
-from m3po_sb3.plotting import read_eval_csv
-from m3po_sb3.train import main as train_main
+from m3po_sb3.agents.pearl import ContextEncoder, LatentFeaturesExtractor, SharedPosterior, gaussian_product, kl_to_standard_normal
+from m3po_sb3.run.plotting import read_eval_csv
+from m3po_sb3.run.train import main as train_main
 
 
 class HiddenDirection(gym.Env):

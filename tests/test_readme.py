@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from m3po_sb3.train import main as train
+from m3po_sb3.run.train import main as train
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
@@ -48,7 +48,6 @@ def test_the_readme_has_the_blocks_and_budgets_this_test_runs():
         assert budget in README, budget
 
 
-@pytest.mark.slow
 def test_python_blocks_run_as_written(tmp_path):
     train([*TINY_RUN, "--out", str(tmp_path / RUN_FOLDER)])
     blocks = []

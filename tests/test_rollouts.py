@@ -6,7 +6,7 @@ import torch as th
 from gymnasium import spaces
 
 from m3po_sb3.history import HistoryLayout
-from m3po_sb3.rollouts import branched_rollouts
+from m3po_sb3.models.rollouts import branched_rollouts
 
 LAYOUT = HistoryLayout(obs_dim=2, act_dim=1, history_length=3)
 ACTION_SPACE = spaces.Box(-2.0, 2.0, (1,), np.float32)

@@ -13,10 +13,10 @@ from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.vec_env import SubprocVecEnv
 
 from m3po_sb3 import M2PO, M3PO, HistoryObservation, load_run
-from m3po_sb3.enjoy import main as enjoy
-from m3po_sb3.enjoy import play_episode
-from m3po_sb3.runs import next_run_dir
-from m3po_sb3.train import main as train
+from m3po_sb3.run.enjoy import main as enjoy
+from m3po_sb3.run.enjoy import play_episode
+from m3po_sb3.run.folders import next_run_dir
+from m3po_sb3.run.train import main as train
 
 TINY = [
     "--env", "Pendulum-v1", "--preset", "demo", "--timesteps", "40", "--epoch-length", "20", "--rollouts-per-step", "2",
@@ -144,7 +144,6 @@ class ImageSequenceClip:
 '''
 
 
-@pytest.mark.slow
 def test_a_video_of_each_replayed_episode_is_recorded(tmp_path):
     """RecordVideo gets the frames of the run's MuJoCo env (MoviePy, an optional extra, is faked here)."""
     package = tmp_path / "fake" / "moviepy" / "video" / "io"

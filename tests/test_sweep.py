@@ -2,6 +2,7 @@
 
 import csv
 import json
+import subprocess
 import sys
 from itertools import product
 from pathlib import Path
@@ -9,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from m3po_sb3.runs import read_status, write_status
-from m3po_sb3.sweep import grid, main, run_dir, run_one, run_sweep
+from m3po_sb3.run.folders import read_status, write_status
+from m3po_sb3.run.sweep import grid, main, run_dir, run_one, run_sweep
 
 TINY_RUN = (
     "--preset demo --epoch-length 50 --timesteps 100 --eval-freq 100 --eval-episodes 1 --gradient-steps 1 "
@@ -26,7 +27,7 @@ def test_grid_has_one_command_line_per_run(tmp_path):
 
 
 def test_algo_args_come_after_the_common_ones_and_override_them(tmp_path):
-    from m3po_sb3.train import build_parser
+    from m3po_sb3.run.train import build_parser
 
     argvs = grid(["m3po", "rl2"], ["A-v0"], [0], tmp_path, ["--timesteps", "5"], {"rl2": ["--timesteps", "50", "--history-length", "1"]})
     assert argvs[0][-2:] == ["--timesteps", "5"] and argvs[1][-4:] == ["--timesteps", "50", "--history-length", "1"]
@@ -65,16 +66,19 @@ def test_a_sweep_run_again_resumes_unfinished_runs_and_skips_finished_ones(tmp_p
         run_one([*argv, "--model-patience", "20"])
 
 
-def test_compare_aggregates_runs_trained_without_diagnostics(tmp_path):
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-    import compare
 
+def run_compare(argv: list[str]) -> str:
+    """:return: what ``python benchmarks/compare.py ARGV`` prints (its tables), run as a user runs it"""
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "compare.py"
+    return subprocess.run([sys.executable, str(script), *argv], capture_output=True, text=True, check=True).stdout
+
+def test_compare_aggregates_runs_trained_without_diagnostics(tmp_path):
     for algo, seed in product(["m3po", "sac"], [0, 1]):
         folder = run_dir(tmp_path / "runs", "Pendulum-v1", algo, seed)
         folder.mkdir(parents=True)
         (folder / "eval.csv").write_text(f"timesteps,mean_return,std_return,n_episodes\n50,{seed},0,1\n100,{2 + seed},0,1\n")
         write_status(folder, "finished", 100, 100)
-    tables = compare.main(
+    tables = run_compare(
         ["--aggregate-only", "--envs", "Pendulum-v1", "--algos", "m3po", "sac", "--seeds", "0", "1", "--runs", str(tmp_path / "runs"), "--results", str(tmp_path / "results")]
     )
     assert "| m3po | 2 | 0.5 ± 0.5 | 2.5 ± 0.5 |" in tables and "diagnostics" not in tables
@@ -83,9 +87,6 @@ def test_compare_aggregates_runs_trained_without_diagnostics(tmp_path):
 
 def test_compare_writes_the_iqm_over_seeds_with_bootstrap_intervals(tmp_path):
     pytest.importorskip("rliable")
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-    import compare
-
     returns = {"m3po": [[0, 10], [4, 30], [8, 20], [100, 90]], "rl2": [[1, 5], [2, 6], [3, 7], [4, 8]]}  # [seed][step]
     for algo, seeds in returns.items():
         for seed, (first, second) in enumerate(seeds):
@@ -94,7 +95,7 @@ def test_compare_writes_the_iqm_over_seeds_with_bootstrap_intervals(tmp_path):
             (folder / "eval.csv").write_text(f"timesteps,mean_return,std_return,n_episodes\n50,{first},0,1\n100,{second},0,1\n")
             write_status(folder, "finished", 100, 100)
     argv = ["--aggregate-only", "--envs", "A-v0", "--algos", "m3po", "rl2", "--seeds", "0", "1", "2", "3"]
-    tables = compare.main([*argv, "--runs", str(tmp_path / "runs"), "--results", str(tmp_path / "results")])
+    tables = run_compare([*argv, "--runs", str(tmp_path / "runs"), "--results", str(tmp_path / "results")])
     rows = list(csv.DictReader(open(tmp_path / "results" / "iqm.csv")))
     assert [(row["algo"], row["timesteps"]) for row in rows] == [("m3po", "50"), ("m3po", "100"), ("rl2", "50"), ("rl2", "100")]
     for row, seeds in zip(rows, [returns["m3po"], returns["m3po"], returns["rl2"], returns["rl2"]]):
@@ -106,10 +107,7 @@ def test_compare_writes_the_iqm_over_seeds_with_bootstrap_intervals(tmp_path):
     assert (tmp_path / "results" / "A-v0_iqm.png").is_file()
 
 
-def test_compare_skips_unfinished_runs_and_tables_the_direction_fractions_with_the_random_floor(tmp_path, capsys):
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-    import compare
-
+def test_compare_skips_unfinished_runs_and_tables_the_direction_fractions_with_the_random_floor(tmp_path):
     env = "HalfCheetahFwdBwd-v0"
     for seed, (status, fractions) in enumerate([("finished", (0.9, 0.5)), ("finished", (0.7, 0.3)), ("running", (0.0, 0.0))]):
         folder = run_dir(tmp_path / "runs", env, "sac", seed)
@@ -119,8 +117,8 @@ def test_compare_skips_unfinished_runs_and_tables_the_direction_fractions_with_t
         # Two replayed episodes; the second saw no reversal (NaN), which does not count.
         (folder / "direction.csv").write_text(f"episode,return,right_direction,right_direction_after_switch\n0,1,{fractions[0] + 0.1},{fractions[1]}\n1,1,{fractions[0] - 0.1},nan\n")
     argv = ["--aggregate-only", "--envs", env, "--algos", "sac", "--seeds", "0", "1", "2", "--runs", str(tmp_path / "runs"), "--results", str(tmp_path / "results")]
-    tables = compare.main(argv)
-    assert "aggregating 2 finished runs of 3" in capsys.readouterr().out
+    tables = run_compare(argv)
+    assert "aggregating 2 finished runs of 3" in tables
     rows = list(csv.DictReader(open(tmp_path / "results" / "direction.csv")))
     assert [(row["algo"], row["seed"], row["timesteps"]) for row in rows] == [("sac", "0", "50"), ("sac", "1", "50")]
     assert [float(row["right_direction_after_switch"]) for row in rows] == [0.5, 0.3]
@@ -133,8 +131,8 @@ def test_compare_skips_unfinished_runs_and_tables_the_direction_fractions_with_t
 
 def test_plotting_a_sweep_folder_draws_one_image_per_env_with_the_random_policy(tmp_path, capsys):
     pytest.importorskip("matplotlib")
-    from m3po_sb3.plotting import main as plot
-    from m3po_sb3.plotting import random_policy_return
+    from m3po_sb3.run.plotting import main as plot
+    from m3po_sb3.run.plotting import random_policy_return
 
     for env, algo, seed in product(["A-v0", "B-v0"], ["m3po", "sac"], [0, 1]):
         folder = run_dir(tmp_path, env, algo, seed)

@@ -1,8 +1,7 @@
-"""Inferring a reward-defined task from histories on HalfCheetahFwdBwd-v0 (issue 9, part 1)."""
+"""Inferring a reward-defined task from histories on HalfCheetahFwdBwd-v0."""
 
 import gymnasium as gym
 import numpy as np
-import pytest
 
 import meta_mujoco_envs  # noqa: F401  (registers the envs)
 from benchmarks.audit_agent import flip_direction
@@ -55,7 +54,6 @@ def test_the_audit_flips_a_history_to_the_other_direction():
     np.testing.assert_allclose(flip_direction(layout, flipped, action_reward_fn), histories, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.slow
 def test_meta_model_predicts_the_reward_like_the_oracle_a_few_steps_after_a_direction_change():
     # The benchmark's comparison (benchmarks/bench_task_inference.py) on a smaller setting: frame skip 1
     # (dt = 0.01 s, a 0.4 s task period of 40 steps), 3 000 transitions, networks of 64 units, 40 one-pass epochs.

@@ -13,10 +13,10 @@ from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv
 
 from m3po_sb3 import HistorySAC, M2PO, M3PO
-from m3po_sb3.enjoy import play_episode
-from m3po_sb3.plotting import read_eval_csv
-from m3po_sb3.runs import load_run
-from m3po_sb3.train import main
+from m3po_sb3.run.enjoy import play_episode
+from m3po_sb3.run.plotting import read_eval_csv
+from m3po_sb3.run.folders import load_run
+from m3po_sb3.run.train import main
 
 TINY = [
     "--env", "Pendulum-v1", "--preset", "demo", "--timesteps", "40", "--epoch-length", "20", "--rollouts-per-step", "2",

@@ -26,8 +26,8 @@ from stable_baselines3.common.buffers import BaseBuffer, ReplayBuffer
 from stable_baselines3.common.type_aliases import ReplayBufferSamples
 from stable_baselines3.common.vec_env import VecNormalize
 
-from m3po_sb3.history import HistoryLayout
-from m3po_sb3.rollouts import RolloutBatch
+from m3po_sb3.history.layout import HistoryLayout
+from m3po_sb3.models.rollouts import RolloutBatch
 
 
 class _RebuiltHistoriesBuffer(ReplayBuffer):
@@ -284,7 +284,7 @@ class ModelReplayBuffer(_RebuiltHistoriesBuffer):
         Insert the transitions of a batch of branched rollouts with at most two slice writes per array (the
         ring buffer may wrap around); the result equals inserting them one by one, in order.
 
-        :param batch: the rollouts' transitions (:func:`~m3po_sb3.rollouts.branched_rollouts`)
+        :param batch: the rollouts' transitions (:func:`~m3po_sb3.models.rollouts.branched_rollouts`)
         :param start_rows: the ``D_env`` rows of the rollouts' start histories, indexed by ``batch.origin``
         """
         n, layout = len(batch), self.history_layout

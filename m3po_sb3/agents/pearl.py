@@ -63,8 +63,8 @@ from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, create_
 from stable_baselines3.common.type_aliases import GymEnv, Schedule
 from stable_baselines3.sac.policies import Actor, ContinuousCritic, SACPolicy
 
-from m3po_sb3.history import HistoryLayout
-from m3po_sb3.m3po import _history_env, check_conditions, check_integers
+from m3po_sb3.history.layout import HistoryLayout
+from m3po_sb3.agents.common import check_conditions, check_finite_losses, check_integers, history_env
 
 MIN_VARIANCE = 1e-7  # oyster's floor on each factor's variance
 
@@ -429,7 +429,7 @@ class PEARL(SAC):
         self.kl_weight = kl_weight
         self.encoder_net_arch = tuple(encoder_net_arch)
         if env is not None:  # None when ``load`` rebuilds the agent; the layout then comes from the file
-            env, self.history_layout = _history_env(env, history_length, verbose, algo="PEARL")
+            env, self.history_layout = history_env(env, history_length, verbose, algo="PEARL")
             policy_kwargs = self._policy_kwargs(policy_kwargs)
         super().__init__(
             policy,
@@ -508,6 +508,4 @@ class PEARL(SAC):
         assert isinstance(critic_features, LatentFeaturesExtractor)
         self.logger.record("train/kl_divergence", critic_features.last_kl.item())
         self.logger.record("train/posterior_std", critic_features.last_posterior_std.item())
-        for key in ("train/actor_loss", "train/critic_loss", "train/kl_divergence"):
-            if not np.isfinite(self.logger.name_to_value[key]):
-                raise FloatingPointError(f"PEARL: {key} is {self.logger.name_to_value[key]} after {self._n_updates} updates")
+        check_finite_losses(self, "PEARL", ("train/actor_loss", "train/critic_loss", "train/kl_divergence"))

@@ -1,193 +1,14 @@
-"""Histories for meta-RL: the last ``L`` observations, actions and rewards plus the current observation.
+"""The history encoder: a GRU over the past transitions of a flat history (with a hand-written backward pass of
+its recurrence), and the stable-baselines3 features extractor that puts it in front of a policy or critic."""
 
-M3PO conditions its meta-policy, critics and meta-model on a history ``h_t`` (SPEC section 2, seed A.7,
-``L = 10``). Here a history is a flat float vector so that any stable-baselines3 algorithm and replay
-buffer can store it unchanged:
+from typing import Any
 
-``[ o_t (obs_dim) | past_obs (L * obs_dim) | past_act (L * act_dim) | past_rew (L,) | mask (L,) ]``
-
-with the past entries oldest first. ``mask`` is 1.0 for a real ``(o_k, a_k, r_k)`` step and 0.0 for the zero
-padding at the start of an episode. The rewards are what reveal a task defined by the reward alone (the
-running direction of the fwd-bwd envs): as in PEARL, RL² and VariBAD, a context without them cannot tell
-such tasks apart. Fictitious histories carry the model's predicted rewards.
-"""
-
-from dataclasses import dataclass
-from typing import Any, SupportsFloat, TypeVar, Union
-
-import gymnasium as gym
 import numpy as np
 import torch as th
 from gymnasium import spaces
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 
-Array = TypeVar("Array", np.ndarray, th.Tensor)
-ArrayLike = Union[np.ndarray, th.Tensor]
-
-
-def _concat(parts: list[Array], axis: int) -> Array:
-    if isinstance(parts[0], th.Tensor):
-        return th.cat(parts, dim=axis)
-    return np.concatenate(parts, axis=axis)
-
-
-def _zeros(like: Array, shape: tuple[int, ...]) -> Array:
-    if isinstance(like, th.Tensor):
-        return like.new_zeros(shape)
-    return np.zeros(shape, dtype=like.dtype)
-
-
-@dataclass(frozen=True)
-class HistoryLayout:
-    """
-    Layout of a flat history vector (see the module docstring). All methods accept numpy arrays or torch
-    tensors with any leading batch dimensions and return the same kind.
-
-    :param obs_dim: size of one observation
-    :param act_dim: size of one action
-    :param history_length: number ``L`` of past (observation, action, reward) steps kept
-    """
-
-    obs_dim: int
-    act_dim: int
-    history_length: int
-
-    def __post_init__(self) -> None:
-        for name in ("obs_dim", "act_dim", "history_length"):
-            value = getattr(self, name)
-            if not isinstance(value, (int, np.integer)) or value < 1:
-                raise ValueError(f"HistoryLayout.{name} must be a positive integer, got {value!r}")
-
-    @property
-    def size(self) -> int:
-        """Length of the flat history vector."""
-        return self.obs_dim + self.history_length * (self.obs_dim + self.act_dim + 2)
-
-    def split(self, x: Array) -> tuple[Array, Array, Array, Array, Array]:
-        """
-        Split flat histories into their parts (views where the backend allows).
-
-        :param x: histories, shape ``(..., size)``
-        :return: ``current_obs (..., obs_dim)``, ``past_obs (..., L, obs_dim)``, ``past_act (..., L, act_dim)``,
-            ``past_rew (..., L)``, ``mask (..., L)``; past entries are oldest first
-        """
-        _check_last_dim(x, self.size, "history")
-        n_obs, n_act, length = self.obs_dim, self.act_dim, self.history_length
-        past_obs_end = n_obs + length * n_obs
-        past_act_end = past_obs_end + length * n_act
-        past_rew_end = past_act_end + length
-        batch = x.shape[:-1]
-        return (
-            x[..., :n_obs],
-            x[..., n_obs:past_obs_end].reshape(*batch, length, n_obs),
-            x[..., past_obs_end:past_act_end].reshape(*batch, length, n_act),
-            x[..., past_act_end:past_rew_end],
-            x[..., past_rew_end:],
-        )
-
-    def join(self, current_obs: Array, past_obs: Array, past_act: Array, past_rew: Array, mask: Array) -> Array:
-        """
-        Inverse of :meth:`split`.
-
-        :param current_obs: shape ``(..., obs_dim)``
-        :param past_obs: shape ``(..., L, obs_dim)``, oldest first
-        :param past_act: shape ``(..., L, act_dim)``, oldest first
-        :param past_rew: shape ``(..., L)``, oldest first
-        :param mask: shape ``(..., L)``, 1.0 for real entries, 0.0 for padding
-        :return: flat histories, shape ``(..., size)``
-        """
-        _check_last_dim(current_obs, self.obs_dim, "current observation")
-        for part, width, name in ((past_obs, self.obs_dim, "past observations"), (past_act, self.act_dim, "past actions")):
-            _check_last_dim(part, width, name)
-            if part.shape[-2] != self.history_length:
-                raise ValueError(f"{name} must hold {self.history_length} steps, got shape {tuple(part.shape)}")
-        for part, name in ((past_rew, "past rewards"), (mask, "mask")):
-            _check_last_dim(part, self.history_length, name)
-        flat = [past.reshape(*past.shape[:-2], -1) for past in (past_obs, past_act)]
-        return _concat([current_obs, *flat, past_rew, mask], axis=-1)
-
-    def shift(self, x: Array, action: Array, reward: Array, next_obs: Array) -> Array:
-        """
-        Advance histories by one step: drop the oldest step, append ``(o_t, a_t, r_t)`` as a real entry and
-        make ``next_obs`` the current observation.
-
-        :param x: histories ``h_t``, shape ``(..., size)``
-        :param action: actions ``a_t``, shape ``(..., act_dim)``
-        :param reward: rewards ``r_t``, shape ``(...)``
-        :param next_obs: observations ``o_{t+1}``, shape ``(..., obs_dim)``
-        :return: histories ``h_{t+1}``
-        """
-        _check_last_dim(action, self.act_dim, "action")
-        _check_last_dim(next_obs, self.obs_dim, "next observation")
-        current_obs, past_obs, past_act, past_rew, mask = self.split(x)
-        if tuple(reward.shape) != tuple(mask.shape[:-1]):
-            raise ValueError(f"reward must have shape {tuple(mask.shape[:-1])} (one per history), got {tuple(reward.shape)}")
-        past_obs = _concat([past_obs[..., 1:, :], current_obs[..., None, :]], axis=-2)
-        past_act = _concat([past_act[..., 1:, :], action[..., None, :]], axis=-2)
-        past_rew = _concat([past_rew[..., 1:], reward[..., None]], axis=-1)
-        mask = _concat([mask[..., 1:], _zeros(mask, (*mask.shape[:-1], 1)) + 1], axis=-1)
-        return self.join(next_obs, past_obs, past_act, past_rew, mask)
-
-    def initial(self, first_obs: Array) -> Array:
-        """
-        History at an episode start: no past, everything padded.
-
-        :param first_obs: observations ``o_0``, shape ``(..., obs_dim)``
-        :return: histories with zero padding and an all-zero mask
-        """
-        _check_last_dim(first_obs, self.obs_dim, "first observation")
-        padding = _zeros(first_obs, (*first_obs.shape[:-1], self.size - self.obs_dim))
-        return _concat([first_obs, padding], axis=-1)
-
-
-def _check_last_dim(x: ArrayLike, size: int, name: str) -> None:
-    if x.ndim < 1 or x.shape[-1] != size:
-        raise ValueError(f"{name} must have last dimension {size}, got shape {tuple(x.shape)}")
-
-
-class HistoryObservation(gym.Wrapper):
-    """
-    Replace the observation of a Box-observation, Box-action env by the flat history (see
-    :class:`HistoryLayout`), so that any stable-baselines3 algorithm learns a history-conditioned policy.
-    ``reset`` starts a fresh history, hence histories never cross an episode boundary.
-
-    :param env: environment with 1-D ``Box`` observation and action spaces
-    :param history_length: number ``L`` of past (observation, action, reward) steps kept
-    """
-
-    def __init__(self, env: gym.Env, history_length: int = 10):
-        for name, space in (("observation", env.observation_space), ("action", env.action_space)):
-            if not isinstance(space, spaces.Box) or len(space.shape) != 1:
-                raise ValueError(f"HistoryObservation needs a 1-D Box {name} space, got {space}")
-        super().__init__(env)
-        self.history_layout = HistoryLayout(env.observation_space.shape[0], env.action_space.shape[0], history_length)
-        self.observation_space = spaces.Box(-np.inf, np.inf, (self.history_layout.size,), np.float32)
-        self._history: np.ndarray | None = None
-
-    def reset(self, **kwargs: Any) -> tuple[np.ndarray, dict[str, Any]]:
-        obs, info = self.env.reset(**kwargs)
-        self._history = self.history_layout.initial(self._checked(obs, self.history_layout.obs_dim, "observation"))
-        return self._history.copy(), info
-
-    def step(self, action: np.ndarray) -> tuple[np.ndarray, SupportsFloat, bool, bool, dict[str, Any]]:
-        if self._history is None:
-            raise RuntimeError("HistoryObservation.step called before reset")
-        checked_action = self._checked(action, self.history_layout.act_dim, "action")
-        obs, reward, terminated, truncated, info = self.env.step(action)
-        next_obs = self._checked(obs, self.history_layout.obs_dim, "observation")
-        checked_reward = self._checked(np.reshape(reward, (1,)), 1, "reward")[0]
-        self._history = self.history_layout.shift(self._history, checked_action, checked_reward, next_obs)
-        return self._history.copy(), reward, terminated, truncated, info
-
-    @staticmethod
-    def _checked(x: Any, size: int, name: str) -> np.ndarray:
-        x = np.asarray(x, dtype=np.float32)
-        if x.shape != (size,):
-            raise ValueError(f"HistoryObservation: {name} must have shape ({size},), got {x.shape}")
-        if not np.all(np.isfinite(x)):
-            raise ValueError(f"HistoryObservation: non-finite {name} {x}")
-        return x
-
+from m3po_sb3.history.layout import HistoryLayout, check_last_dim
 
 def _gru_steps(gi: th.Tensor, w_hh: th.Tensor, b_hh: th.Tensor) -> tuple[th.Tensor, th.Tensor, th.Tensor, th.Tensor]:
     """
@@ -324,7 +145,7 @@ class HistoryEncoder(th.nn.Module):
         :return: the current observations ``(..., obs_dim)`` and the steps ``[o_k, a_k, r_k, o_{k+1}, 1] · mask_k``,
             shape ``(N, L, 2 obs_dim + act_dim + 2)`` with ``N`` the number of histories
         """
-        _check_last_dim(histories, self.history_layout.size, "history")
+        check_last_dim(histories, self.history_layout.size, "history")
         flat = histories.reshape(-1, histories.shape[-1])
         steps = flat.index_select(1, self._columns).view(flat.shape[0], self.history_layout.history_length, -1)
         return histories[..., : self.history_layout.obs_dim], steps * steps[..., -1:]  # the mask is 0 or 1: mask² = mask

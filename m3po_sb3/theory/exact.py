@@ -1,228 +1,24 @@
 """
-Return-discrepancy bounds of the M3PO paper (Hiraoka et al., 2021, appendix A.1-A.3), and an exact check of
-them on finite MDPs.
-
-The bounds say how far the return of a policy ``pi`` in the real MDP can be from its return estimated with a
-learned model ``p_theta``, when the model is rolled out from states of a data policy ``pi_D``:
-
-- :func:`full_rollout_bound`: Janner et al. (2019), Theorem 4.1 (full model rollouts from the start state);
-- :func:`janner_branched_bound`: Janner et al. (2019), Theorem 4.2 (k-step rollouts branched from real states);
-- :func:`branched_rollout_bound`: the paper's Theorem 3 / Theorem 2 closed form, exactly as printed (eq. 11, 24);
-- :func:`branched_rollout_bound_sum`: the sum that closed form was derived from (first line of eq. 20);
-- :func:`corollary1_model_terms`: the model-error terms compared by Corollary 1 (eq. 25-27).
+The exact check of the bounds of :mod:`m3po_sb3.theory.bounds` on finite MDPs.
 
 :func:`check_bounds` computes, for a finite MDP, the true return, the model returns (branched as in eqs. 4-8, and
-full), ``eps_m`` and ``eps_pi`` by their definitions, and every bound. ``python -m m3po_sb3.theory`` runs it on
-random MDPs and prints how often each bound held; see ``docs/theory.md``.
-
-Throughout, ``eps_m`` is an expected total-variation distance between the real and the model dynamics under the
-data distribution, ``eps_pi`` a maximal total-variation distance between ``pi`` and ``pi_D``, and ``r_max`` a bound
-on ``|r(s, a)|``.
+full), ``eps_m`` and ``eps_pi`` by their definitions, and every bound; :func:`random_checks` runs it on random
+MDPs and :func:`adversarial_search` looks for the problems where a bound is tightest. See ``docs/theory.md``.
 """
 
-import argparse
 import math
-import numbers
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-BOUND_NAMES = ("full_rollout", "janner_branched", "branched", "branched_sum")
+from m3po_sb3.theory.bounds import BOUND_NAMES, check_gamma, check_k, check_r_max, all_bounds
+
 # The infinite horizon is truncated at the first T with gamma**T * r_max / (1 - gamma) below this.
 TRUNCATION_ERROR = 1e-10
 # A bound "held" when gap <= bound + BOUND_TOLERANCE (covers the truncation and float round-off).
 BOUND_TOLERANCE = 1e-9
 _ROW_SUM_ATOL = 1e-8
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# The bounds
-# ---------------------------------------------------------------------------------------------------------------
-
-
-def _check_gamma(gamma: float) -> float:
-    if isinstance(gamma, bool) or not isinstance(gamma, numbers.Real) or not 0.0 <= gamma < 1.0:
-        raise ValueError(f"gamma must be a real number in [0, 1) (the returns diverge at 1), got {gamma!r}")
-    return float(gamma)
-
-
-def _check_k(k: int) -> int:
-    # k = 0 builds no model dataset at all (seed, A.1 and footnote 4), so it is excluded.
-    if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1:
-        raise ValueError(f"k must be a positive integer (k = 0 generates no model data), got {k!r}")
-    return int(k)
-
-
-def _check_nonnegative(name: str, value: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0.0 <= value < math.inf:
-        raise ValueError(f"{name} must be a finite non-negative number (a distance), got {value!r}")
-    return float(value)
-
-
-def _check_r_max(r_max: float) -> float:
-    if isinstance(r_max, bool) or not isinstance(r_max, numbers.Real) or not 0.0 < r_max < math.inf:
-        raise ValueError(f"r_max must be a finite positive number (a bound on |r|), got {r_max!r}")
-    return float(r_max)
-
-
-def _check_errors(eps_m: float, eps_pi: float, r_max: float) -> Tuple[float, float, float]:
-    return _check_nonnegative("eps_m", eps_m), _check_nonnegative("eps_pi", eps_pi), _check_r_max(r_max)
-
-
-def full_rollout_bound(gamma: float, eps_m: float, eps_pi: float, r_max: float) -> float:
-    """
-    Janner et al. (2019), Theorem 4.1: for model rollouts that start at the initial state and never stop,
-    ``E_pi[R] >= E_model[R] - C`` with
-
-    ``C = 2 r_max (gamma (eps_m + 2 eps_pi) / (1 - gamma)^2 + 2 eps_pi / (1 - gamma))``.
-
-    This is the form published by Janner et al. The seed prints it (eq. 2 and 23) with ``eps_m`` in place of
-    ``eps_pi`` in the second term, which contradicts its own Corollary 1 (eq. 25 keeps only
-    ``2 gamma eps_m r_max / (1 - gamma)^2`` as the model term of this bound); the printed variant exceeds this one
-    by ``4 r_max (eps_m - eps_pi) / (1 - gamma)``.
-
-    :param gamma: discount factor in [0, 1)
-    :param eps_m: model error, ``max_t E_{s_t, a_t ~ pi_D}[D_TV(p || p_theta)]``
-    :param eps_pi: policy divergence, ``max_s D_TV(pi || pi_D)``
-    :param r_max: bound on the absolute reward
-    :return: the return discrepancy ``C``
-    """
-    gamma, (eps_m, eps_pi, r_max) = _check_gamma(gamma), _check_errors(eps_m, eps_pi, r_max)
-    return 2.0 * r_max * (gamma * (eps_m + 2.0 * eps_pi) / (1.0 - gamma) ** 2 + 2.0 * eps_pi / (1.0 - gamma))
-
-
-def janner_branched_bound(gamma: float, k: int, eps_m: float, eps_pi: float, r_max: float) -> float:
-    """
-    Janner et al. (2019), Theorem 4.2 (seed eq. 3): for k-step model rollouts branched from real states,
-
-    ``C = 2 r_max (gamma^(k+1) eps_pi / (1 - gamma)^2 + (gamma^k + 2) eps_pi / (1 - gamma)
-    + k (eps_m + 2 eps_pi) / (1 - gamma))``.
-
-    The seed argues that its derivation lets each time step depend on a single branch, whereas a model dataset
-    that keeps every intermediate step (eqs. 4-8) mixes several; :func:`check_bounds` measures it against the
-    latter, which is how it is used in practice.
-
-    :param gamma: discount factor in [0, 1)
-    :param k: rollout length, a positive integer
-    :param eps_m: model error, ``max_t E_{s_t, a_t ~ pi_D}[D_TV(p || p_theta)]``
-    :param eps_pi: policy divergence, ``max_s D_TV(pi || pi_D)``
-    :param r_max: bound on the absolute reward
-    :return: the return discrepancy ``C``
-    """
-    gamma, k, (eps_m, eps_pi, r_max) = _check_gamma(gamma), _check_k(k), _check_errors(eps_m, eps_pi, r_max)
-    return (
-        2.0
-        * r_max
-        * (
-            gamma ** (k + 1) * eps_pi / (1.0 - gamma) ** 2
-            + (gamma**k + 2.0) * eps_pi / (1.0 - gamma)
-            + k * (eps_m + 2.0 * eps_pi) / (1.0 - gamma)
-        )
-    )
-
-
-def branched_rollout_bound(gamma: float, k: int, eps_m: float, eps_pi: float, r_max: float) -> float:
-    """
-    The paper's Theorem 3 (eq. 11), which is also Theorem 2 on the history MDP (eq. 24), exactly as printed:
-
-    ``C = r_max ((1 + gamma^2) / (1 - gamma)^2 * 2 eps_pi
-    + (gamma - k gamma^k + (k - 1) gamma^(k+1)) / (1 - gamma)^2 * (eps_pi + eps_m)
-    + (gamma^k - gamma) / (gamma - 1) * (eps_pi + eps_m)
-    + gamma^k / (1 - gamma) * (k + 1) (eps_pi + eps_m))``.
-
-    It is *not* equal to the sum it was derived from (:func:`branched_rollout_bound_sum`, first line of eq. 20):
-    the last step of eq. 20 writes ``2 eps_pi + 2 gamma eps_pi / (1 - gamma)^2`` as
-    ``2 eps_pi (1 + gamma^2) / (1 - gamma)^2`` where it is ``2 eps_pi (1 - gamma + gamma^2) / (1 - gamma)^2``, so
-
-    ``branched_rollout_bound - branched_rollout_bound_sum = 2 r_max gamma eps_pi / (1 - gamma)^2 >= 0``.
-
-    The printed form is therefore looser by that amount (zero iff ``gamma == 0`` or ``eps_pi == 0``), and still a
-    valid bound wherever the sum is. Both terms with ``gamma^k - gamma`` vanish at ``k = 1``.
-
-    :param gamma: discount factor in [0, 1)
-    :param k: rollout length, a positive integer
-    :param eps_m: model error, ``max_t E_{s_t, a_t ~ pi_D}[D_TV(p || p_theta)]``
-    :param eps_pi: policy divergence, ``max_s D_TV(pi || pi_D)``
-    :param r_max: bound on the absolute reward
-    :return: the return discrepancy ``C``
-    """
-    gamma, k, (eps_m, eps_pi, r_max) = _check_gamma(gamma), _check_k(k), _check_errors(eps_m, eps_pi, r_max)
-    eps = eps_pi + eps_m
-    return r_max * (
-        (1.0 + gamma**2) / (1.0 - gamma) ** 2 * 2.0 * eps_pi
-        + (gamma - k * gamma**k + (k - 1) * gamma ** (k + 1)) / (1.0 - gamma) ** 2 * eps
-        + (gamma**k - gamma) / (gamma - 1.0) * eps
-        + gamma**k / (1.0 - gamma) * (k + 1) * eps
-    )
-
-
-def branched_rollout_bound_sum(gamma: float, k: int, eps_m: float, eps_pi: float, r_max: float) -> float:
-    """
-    The sum the paper's Theorem 3 was derived from (first line of eq. 20, from eqs. 12, 13, 16 and 19):
-
-    ``C = r_max (2 eps_pi + sum_{t=1}^{k-1} gamma^t (2 t eps_pi + (t + 1) eps)
-    + sum_{t=k}^{inf} gamma^t (2 t eps_pi + (k + 1) eps))`` with ``eps = eps_pi + eps_m``.
-
-    The finite part is summed term by term; the tail uses ``sum_{t>=k} gamma^t = gamma^k / (1 - gamma)`` and
-    ``sum_{t>=k} t gamma^t = gamma^k (k (1 - gamma) + gamma) / (1 - gamma)^2``, so nothing is truncated.
-    In closed form it equals :func:`branched_rollout_bound` minus ``2 r_max gamma eps_pi / (1 - gamma)^2``.
-
-    :param gamma: discount factor in [0, 1)
-    :param k: rollout length, a positive integer
-    :param eps_m: model error, ``max_t E_{s_t, a_t ~ pi_D}[D_TV(p || p_theta)]``
-    :param eps_pi: policy divergence, ``max_s D_TV(pi || pi_D)``
-    :param r_max: bound on the absolute reward
-    :return: the return discrepancy ``C``
-    """
-    gamma, k, (eps_m, eps_pi, r_max) = _check_gamma(gamma), _check_k(k), _check_errors(eps_m, eps_pi, r_max)
-    eps = eps_pi + eps_m
-    head = sum(gamma**t * (2.0 * t * eps_pi + (t + 1) * eps) for t in range(1, k))
-    tail_geometric = gamma**k / (1.0 - gamma)
-    tail_arithmetic = gamma**k * (k * (1.0 - gamma) + gamma) / (1.0 - gamma) ** 2
-    tail = 2.0 * eps_pi * tail_arithmetic + (k + 1) * eps * tail_geometric
-    return r_max * (2.0 * eps_pi + head + tail)
-
-
-def corollary1_model_terms(gamma: float, eps_m: float, r_max: float) -> Tuple[float, float]:
-    """
-    Corollary 1 (A.3): the terms of Theorem 1's and Theorem 2's (at ``k = 1``) discrepancies that depend on the
-    model error,
-
-    ``C_Th1,m = 2 r_max gamma eps_m / (1 - gamma)^2`` (eq. 25) and ``C_Th2,m = 2 r_max gamma eps_m / (1 - gamma)``
-    (eq. 26), so that ``C_Th2,m - C_Th1,m = -2 r_max gamma^2 eps_m / (1 - gamma)^2 <= 0`` (eq. 27).
-
-    :param gamma: discount factor in [0, 1)
-    :param eps_m: model error
-    :param r_max: bound on the absolute reward
-    :return: the pair ``(C_Th1,m, C_Th2,m)``
-    """
-    gamma, eps_m, r_max = _check_gamma(gamma), _check_nonnegative("eps_m", eps_m), _check_r_max(r_max)
-    return 2.0 * r_max * gamma * eps_m / (1.0 - gamma) ** 2, 2.0 * r_max * gamma * eps_m / (1.0 - gamma)
-
-
-def all_bounds(gamma: float, k: int, eps_m: float, eps_pi: float, r_max: float) -> Dict[str, float]:
-    """
-    Every bound at one point, keyed by :data:`BOUND_NAMES`.
-
-    :param gamma: discount factor in [0, 1)
-    :param k: rollout length, a positive integer
-    :param eps_m: model error
-    :param eps_pi: policy divergence
-    :param r_max: bound on the absolute reward
-    :return: ``{"full_rollout": ..., "janner_branched": ..., "branched": ..., "branched_sum": ...}``
-    """
-    return {
-        "full_rollout": full_rollout_bound(gamma, eps_m, eps_pi, r_max),
-        "janner_branched": janner_branched_bound(gamma, k, eps_m, eps_pi, r_max),
-        "branched": branched_rollout_bound(gamma, k, eps_m, eps_pi, r_max),
-        "branched_sum": branched_rollout_bound_sum(gamma, k, eps_m, eps_pi, r_max),
-    }
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# The exact check on finite MDPs
-# ---------------------------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -318,7 +114,7 @@ def truncation_horizon(gamma: float, r_max: float) -> int:
     :param r_max: bound on the absolute reward
     :return: the horizon T
     """
-    gamma, r_max = _check_gamma(gamma), _check_r_max(r_max)
+    gamma, r_max = check_gamma(gamma), check_r_max(r_max)
     if gamma == 0.0:
         return 1
     horizon = max(1, math.ceil(math.log(TRUNCATION_ERROR * (1.0 - gamma) / r_max) / math.log(gamma)))
@@ -374,7 +170,7 @@ def check_bounds(
     :param r_max: reward bound for the bounds, at least ``max |r|``; defaults to ``max |r|`` (the tightest)
     :return: the measured returns, errors and bounds
     """
-    gamma, k = _check_gamma(gamma), _check_k(k)
+    gamma, k = check_gamma(gamma), check_k(k)
     transitions = np.asarray(transitions, dtype=np.float64)
     if transitions.ndim != 3 or transitions.shape[0] != transitions.shape[2]:
         raise ValueError(f"transitions must have shape (S, A, S), got {transitions.shape}")
@@ -390,7 +186,7 @@ def check_bounds(
         if reward_scale == 0.0:
             raise ValueError("rewards are all zero: pass r_max > 0 explicitly")
         r_max = reward_scale
-    r_max = _check_r_max(r_max)
+    r_max = check_r_max(r_max)
     if r_max < reward_scale:
         raise ValueError(f"r_max={r_max} is below max |r| = {reward_scale}")
 
@@ -627,107 +423,3 @@ def adversarial_search(
             best = AdversarialResult(bound=bound, ratio=check.ratio(bound), check=check, problem=problem)
     assert best is not None  # n_restarts >= 1
     return best
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Plot and command line
-# ---------------------------------------------------------------------------------------------------------------
-
-
-def plot_bounds(path: str, eps_m: float = 0.01, eps_pi: float = 0.01, r_max: float = 1.0) -> None:
-    """
-    Save a PNG of every bound against ``k`` (at gamma = 0.9 and 0.99) and against ``gamma`` (at k = 1 and 5).
-    Needs matplotlib.
-
-    :param path: where to write the PNG
-    :param eps_m: model error of the plot
-    :param eps_pi: policy divergence of the plot
-    :param r_max: reward bound of the plot
-    """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    labels = {
-        "full_rollout": "Janner Th. 4.1 (full)",
-        "janner_branched": "Janner Th. 4.2 (branched)",
-        "branched": "M3PO Th. 3, eq. 11 (printed)",
-        "branched_sum": "M3PO Th. 3, eq. 20 sum",
-    }
-    ks = np.arange(1, 31)
-    gammas = np.linspace(0.0, 0.99, 100)
-    figure, axes = plt.subplots(1, 2, figsize=(10, 4))
-    for gamma, style in ((0.9, "-"), (0.99, "--")):
-        for index, name in enumerate(BOUND_NAMES):
-            values = [all_bounds(gamma, int(k), eps_m, eps_pi, r_max)[name] for k in ks]
-            axes[0].plot(ks, values, style, color=f"C{index}", label=labels[name] if style == "-" else None)
-    for k, style in ((1, "-"), (5, "--")):
-        for index, name in enumerate(BOUND_NAMES):
-            values = [all_bounds(float(gamma), k, eps_m, eps_pi, r_max)[name] for gamma in gammas]
-            axes[1].plot(gammas, values, style, color=f"C{index}")
-    axes[0].set(xlabel="k", ylabel="bound C", yscale="log", title="against k (solid γ=0.9, dashed γ=0.99)")
-    axes[1].set(xlabel="γ", yscale="log", title="against γ (solid k=1, dashed k=5)")
-    axes[0].legend(fontsize=7)
-    figure.suptitle(f"ε_m = {eps_m}, ε_π = {eps_pi}, r_max = {r_max}", fontsize=9)
-    figure.tight_layout()
-    figure.savefig(path, dpi=72)
-    plt.close(figure)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """:return: the command line parser of ``python -m m3po_sb3.theory``"""
-    parser = argparse.ArgumentParser(
-        prog="python -m m3po_sb3.theory", description=" ".join(__doc__.strip().split("\n\n")[0].split()), allow_abbrev=False
-    )
-    parser.add_argument("--n-mdps", type=int, default=200, help="number of random MDPs")
-    parser.add_argument("--seed", type=int, default=0, help="random seed")
-    parser.add_argument("--adversarial-steps", type=int, default=0, help="mutations per adversarial restart (0: skip)")
-    parser.add_argument("--adversarial-restarts", type=int, default=8, help="adversarial restarts per bound")
-    parser.add_argument(
-        "--adversarial-gamma", type=float, nargs=2, default=(0.5, 0.95), metavar=("LOW", "HIGH"),
-        help="range of gamma searched adversarially (near 0 every bound is trivially tight)",
-    )
-    parser.add_argument("--plot", type=str, default=None, help="write a PNG of the bounds against k and gamma here")
-    return parser
-
-
-def main(argv: Optional[Sequence[str]] = None) -> None:
-    """
-    ``python -m m3po_sb3.theory``: check every bound on random MDPs and print, per bound, how often it held and
-    how tight it was; optionally search adversarially and plot the bounds.
-
-    :param argv: command-line arguments (default: ``sys.argv[1:]``)
-    """
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.n_mdps < 1:
-        parser.error("--n-mdps must be at least 1")
-
-    print(f"{args.n_mdps} random MDPs (seed {args.seed}); ratio = |gap| / bound, above 1 means violated")
-    print(f"{'bound':<16} {'held':>7} {'median ratio':>13} {'worst ratio':>12}")
-    for name, held, median, worst in summarize(random_checks(args.n_mdps, args.seed)):
-        print(f"{name:<16} {held:>7.1%} {median:>13.4f} {worst:>12.4f}")
-    if args.adversarial_steps > 0:
-        low, high = args.adversarial_gamma
-        print(
-            f"adversarial search: {args.adversarial_restarts} restarts x {args.adversarial_steps} steps per bound, "
-            f"gamma in [{low}, {high}]"
-        )
-        print(f"{'bound':<16} {'worst ratio':>12} {'gamma':>6} {'k':>3} {'eps_m':>9} {'eps_pi':>9} {'states':>6}")
-        for name in BOUND_NAMES:
-            found = adversarial_search(
-                name, args.adversarial_restarts, args.adversarial_steps, seed=args.seed, gamma_range=(low, high)
-            )
-            check, n_states = found.check, len(found.problem["initial"])
-            print(
-                f"{name:<16} {found.ratio:>12.4f} {check.gamma:>6.3f} {check.k:>3d} "
-                f"{check.eps_m:>9.2e} {check.eps_pi:>9.2e} {n_states:>6d}"
-            )
-    if args.plot:
-        plot_bounds(args.plot)
-        print(f"plot written to {args.plot}")
-
-
-if __name__ == "__main__":
-    main()

@@ -9,7 +9,7 @@ import numpy as np
 import torch as th
 from gymnasium import spaces
 
-from m3po_sb3.dynamics import DynamicsModel
+from m3po_sb3.models.networks import DynamicsModel
 
 TerminationFn = Callable[[np.ndarray], np.ndarray]
 ActionRewardFn = Callable[[np.ndarray], np.ndarray]  # actions (N, act_dim) in the env's units -> rewards (N,)

@@ -17,6 +17,7 @@ import csv
 import math
 import os
 from collections.abc import Sequence
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import torch as th
@@ -26,7 +27,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.type_aliases import ReplayBufferSamples
 from stable_baselines3.sac.policies import Actor
 
-from m3po_sb3.dynamics import DynamicsModel
+from m3po_sb3.models.networks import DynamicsModel
 
 CSV_COLUMNS = ("timesteps", "eps_m", "eps_pi", "td_error")
 
@@ -160,9 +161,22 @@ def entropy_coefficient(model: SAC) -> float:
     return float(model.ent_coef_tensor.item())
 
 
+@runtime_checkable
+class ModelBasedAgent(Protocol):
+    """What the diagnostics read from a model-based agent (the M3PO family) besides SAC's own attributes."""
+
+    env_buffer: ReplayBuffer  # D_env, the real transitions
+    dynamics_model: DynamicsModel
+    epoch_length: int  # env steps between two model fits
+    last_model_fit_stats: dict[str, Any]  # the statistics of the last fit, empty before the first
+
+    def env_transitions(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """:return: ``D_env``'s histories, actions, next observations and rewards, in storage order"""
+
+
 def real_data(model: SAC) -> ReplayBuffer:
     """:return: the agent's real transitions: M3PO's ``D_env``, or a model-free agent's replay buffer"""
-    return getattr(model, "env_buffer", model.replay_buffer)
+    return model.env_buffer if isinstance(model, ModelBasedAgent) else model.replay_buffer
 
 
 def newest_rows(buffer: ReplayBuffer, n: int) -> np.ndarray:
@@ -224,9 +238,9 @@ class DiagnosticsCallback(BaseCallback):
 
     def _init_callback(self) -> None:
         if self.epoch_length is None:
-            self.epoch_length = getattr(self.model, "epoch_length", None)
-            if self.epoch_length is None:
+            if not isinstance(self.model, ModelBasedAgent):
                 raise ValueError("DiagnosticsCallback: pass epoch_length for an agent without one")
+            self.epoch_length = self.model.epoch_length
         self._generator = th.Generator(device=self.model.device).manual_seed(int(np.random.randint(2**31)))
         if self.csv_path is not None and not os.path.exists(self.csv_path):
             os.makedirs(os.path.dirname(os.path.abspath(self.csv_path)), exist_ok=True)
@@ -242,7 +256,7 @@ class DiagnosticsCallback(BaseCallback):
 
     def _on_rollout_end(self) -> None:
         # Runs after M3PO's ModelRolloutCallback: notice a new fit and how much real data it saw.
-        stats = getattr(self.model, "last_model_fit_stats", None)
+        stats = self.model.last_model_fit_stats if isinstance(self.model, ModelBasedAgent) else None
         if stats and stats is not self._fit_stats:
             self._fit_stats, self._rows_at_fit = stats, self.model.num_timesteps
 
@@ -266,13 +280,13 @@ class DiagnosticsCallback(BaseCallback):
 
     def eps_m(self) -> float | None:
         """:return: the model's NLL of the real transitions stored since its last fit (``None``: no fit yet)"""
-        model: DynamicsModel | None = getattr(self.model, "dynamics_model", None)
-        n_unseen = self.model.num_timesteps - 1 - self._rows_at_fit  # the current step is not stored yet
-        if model is None or self._fit_stats is None or n_unseen < 1:
+        agent = self.model
+        n_unseen = agent.num_timesteps - 1 - self._rows_at_fit  # the current step is not stored yet
+        if not isinstance(agent, ModelBasedAgent) or self._fit_stats is None or n_unseen < 1:
             return None
-        rows = newest_rows(self.model.env_buffer, n_unseen)  # type: ignore[attr-defined]
-        histories, actions, next_obs, rewards = (x[rows] for x in self.model.env_transitions())  # type: ignore[attr-defined]
-        return _finite(model.nll(histories, actions, next_obs, rewards), "the model's held-out NLL")
+        rows = newest_rows(agent.env_buffer, n_unseen)
+        histories, actions, next_obs, rewards = (x[rows] for x in agent.env_transitions())
+        return _finite(agent.dynamics_model.nll(histories, actions, next_obs, rewards), "the model's held-out NLL")
 
     def eps_pi(self) -> float:
         """:return: ``KL(π || π_D)`` on real observations, after refitting ``π_D`` to all real actions"""

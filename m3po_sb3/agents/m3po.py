@@ -1,6 +1,6 @@
 """M3PO (Hiraoka et al., ACML 2021) as a stable-baselines3 ``SAC`` subclass, and its variants M2PO and M3PO-h.
 
-Algorithm 2 of the paper (SPEC section 2) and where each line lives::
+Algorithm 2 of the paper and where each line lives::
 
     for epoch in 1..N:                                  # every E = epoch_length env steps
         train meta-model p_θ on D_env                   # ModelRolloutCallback -> M3PO.train_dynamics
@@ -20,25 +20,25 @@ from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 import torch as th
-from gymnasium import spaces
-from stable_baselines3.common.base_class import maybe_make_env
 from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.callbacks import BaseCallback, ConvertCallback
 from stable_baselines3.common.save_util import load_from_pkl, load_from_zip_file, save_to_pkl
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
-from stable_baselines3.common.vec_env import SubprocVecEnv, VecEnv
+from stable_baselines3.common.vec_env import VecEnv
 from stable_baselines3.sac.policies import SACPolicy
 
-from m3po_sb3.buffers import HistoryReplayBuffer, HybridReplayBuffer, ModelReplayBuffer
-from m3po_sb3.dynamics import MBPO_MODEL_KWARGS, DynamicsModel, MetaDynamicsModel
-from m3po_sb3.history import HistoryLayout, HistoryObservation, history_policy_kwargs
-from m3po_sb3.history_sac import HistorySAC
-from m3po_sb3.rollouts import ActionRewardFn, RolloutBatch, TerminationFn, branched_rollouts, known_action_rewards
+from m3po_sb3.agents.buffers import HistoryReplayBuffer, HybridReplayBuffer, ModelReplayBuffer
+from m3po_sb3.agents.common import check_conditions, check_finite_losses, check_integers, history_env
+from m3po_sb3.agents.history_sac import HistorySAC
+from m3po_sb3.history.encoder import history_policy_kwargs
+from m3po_sb3.history.layout import HistoryLayout
+from m3po_sb3.models.networks import MBPO_MODEL_KWARGS, DynamicsModel, MetaDynamicsModel
+from m3po_sb3.models.training import ModelTrainer
+from m3po_sb3.models.rollouts import ActionRewardFn, RolloutBatch, TerminationFn, branched_rollouts, known_action_rewards
 
 SelfM3PO = TypeVar("SelfM3PO", bound="M3PO")
 
-DEFAULT_HISTORY_LENGTH = 10  # L of Table 2
-
+ENV_BUFFER_FILE = "env_buffer.pkl"  # D_env in a checkpoint folder
 
 def hybrid_beta(epoch: float, start: float, end: float) -> float:
     """
@@ -175,7 +175,7 @@ class M3PO(HistorySAC):
     ):
         self.history_layout: HistoryLayout | None = None
         if env is not None:  # None when ``load`` rebuilds the agent; the layout then comes from the file
-            env, self.history_layout = _history_env(env, history_length, verbose)
+            env, self.history_layout = history_env(env, history_length, verbose)
             if policy_kwargs is None:
                 policy_kwargs = history_policy_kwargs(self.history_layout)
         super().__init__(
@@ -371,7 +371,7 @@ class M3PO(HistorySAC):
         :return: the statistics of the model's ``fit``
         """
         self._check_env_buffer()
-        stats = self.dynamics_model.fit(
+        stats = ModelTrainer(self.dynamics_model).fit(
             *self.env_transitions(), rng=np.random.default_rng(np.random.randint(2**31)), **self.model_fit_kwargs
         )
         if not np.isfinite(stats["holdout_nll"]):
@@ -434,9 +434,8 @@ class M3PO(HistorySAC):
             super().train(gradient_steps, batch_size)
         finally:
             self.replay_buffer = model_buffer
-        for key in ("train/actor_loss", "train/critic_loss"):
-            if not np.isfinite(self.logger.name_to_value[key]):
-                raise FloatingPointError(f"M3PO: {key} is {self.logger.name_to_value[key]} after {self._n_updates} updates")
+        check_finite_losses(self, "M3PO", ("train/actor_loss", "train/critic_loss"))
+
 
     def hybrid_beta(self, epoch: float | None = None) -> float:
         """
@@ -493,7 +492,7 @@ class M3PO(HistorySAC):
             algo = {"MetaDynamicsModel": "M3PO", "DynamicsModel": "M2PO"}.get(saved, saved)
             raise TypeError(f"{path} holds an agent with a {saved}, not {cls.__name__}'s {cls.dynamics_model_class.__name__}: use {algo}.load")
         if env is not None:
-            env, _ = _history_env(env, data["history_layout"].history_length, data.get("verbose", 0))
+            env, _ = history_env(env, data["history_layout"].history_length, data.get("verbose", 0))
         return super().load(path, env, device, custom_objects, print_system_info, force_reset, **kwargs)
 
     def _excluded_save_params(self) -> list[str]:
@@ -526,6 +525,22 @@ class M3PO(HistorySAC):
         env_buffer.device = self.device
         self.env_buffer = env_buffer
         self.replay_buffer.env_buffer = env_buffer  # D_model's rows start from D_env's steps
+
+    def save_extra_buffers(self, folder: pathlib.Path) -> None:
+        """
+        A checkpoint's buffers besides SB3's replay buffer (``D_model``): ``D_env``, as ``env_buffer.pkl``.
+
+        :param folder: the checkpoint folder
+        """
+        self.save_env_buffer(pathlib.Path(folder) / ENV_BUFFER_FILE)
+
+    def load_extra_buffers(self, folder: pathlib.Path) -> None:
+        """
+        Load ``D_env`` saved by :meth:`save_extra_buffers`.
+
+        :param folder: the checkpoint folder
+        """
+        self.load_env_buffer(pathlib.Path(folder) / ENV_BUFFER_FILE)
 
     def load_replay_buffer(self, path: str | pathlib.Path | io.BufferedIOBase, truncate_last_traj: bool = True) -> None:
         """
@@ -569,59 +584,3 @@ class M2PO(M3PO):
         """
         model_kwargs = dict(MBPO_MODEL_KWARGS) if model_kwargs is None else model_kwargs
         super().__init__(policy, env, ensemble_size=ensemble_size, model_kwargs=model_kwargs, **kwargs)
-
-
-def check_integers(algo: str, integers: dict[str, Any]) -> None:
-    """
-    Hyper-parameter check shared by the agents: each value is an integer (not a bool).
-
-    :param algo: the algorithm's name, for the message
-    :param integers: hyper-parameter name -> value
-    :raises TypeError: naming the first value that is not
-    """
-    for name, value in integers.items():
-        if not isinstance(value, (int, np.integer)) or isinstance(value, bool):
-            raise TypeError(f"{algo}: {name} must be an integer, got {value!r}")
-
-
-def check_conditions(algo: str, checks: list[tuple[bool, str]]) -> None:
-    """
-    Hyper-parameter check shared by the agents: every condition holds.
-
-    :param algo: the algorithm's name, for the message
-    :param checks: ``(condition, message if it fails)`` pairs
-    :raises ValueError: with the message of the first failed condition
-    """
-    for ok, message in checks:
-        if not ok:
-            raise ValueError(f"{algo}: {message}")
-
-
-def _history_env(env: GymEnv | str, history_length: int | None, verbose: int, algo: str = "M3PO") -> tuple[GymEnv, HistoryLayout]:
-    """
-    Check that ``env`` has continuous actions and history observations; make and wrap an env id.
-
-    :param algo: the algorithm's name, for the error messages
-    :return: the env and its history layout
-    """
-    if isinstance(env, SubprocVecEnv):  # checked before anything runs in its workers
-        raise TypeError(
-            f"{algo} trains on one env in its own process (M3PO's model rollouts call the env's termination_fn): "
-            "pass the env, its id or a DummyVecEnv of one env, not a SubprocVecEnv"
-        )
-    wrap = isinstance(env, str)
-    env = maybe_make_env(env, verbose)
-    if not isinstance(env.action_space, spaces.Box):
-        raise TypeError(f"{algo} needs a continuous (Box) action space, got {env.action_space}")
-    if wrap:
-        env = HistoryObservation(env, DEFAULT_HISTORY_LENGTH if history_length is None else history_length)
-    try:
-        layout = env.get_attr("history_layout")[0] if isinstance(env, VecEnv) else env.get_wrapper_attr("history_layout")
-    except AttributeError as error:
-        raise ValueError(
-            f"{algo} conditions on histories: wrap the env with m3po_sb3.HistoryObservation(env, history_length=10), "
-            "or pass an env id, which is wrapped for you"
-        ) from error
-    if history_length is not None and layout.history_length != history_length:
-        raise ValueError(f"history_length={history_length} does not match the env's HistoryObservation (L={layout.history_length})")
-    return env, layout

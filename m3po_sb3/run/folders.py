@@ -1,9 +1,9 @@
-"""Run folders of :mod:`m3po_sb3.train`: where a run goes, what it has done, and the way back to its agent.
+"""Run folders of :mod:`m3po_sb3.run.train`: where a run goes, what it has done, and the way back to its agent.
 
 A run folder holds ``config.json`` (the command line and hyper-parameters), ``status.json`` (``running``,
 ``interrupted`` or ``finished``, and the steps done), ``model.zip``, ``best_model.zip``, ``eval.csv``,
 ``random_policy.csv``, ``learning_curve.png`` and, while a run can be resumed, ``checkpoint/``
-(:mod:`m3po_sb3.checkpoint`). With ``--log-folder ROOT`` runs are numbered as RL Zoo's:
+(:mod:`m3po_sb3.run.checkpoint`). With ``--log-folder ROOT`` runs are numbered as RL Zoo's:
 ``ROOT/ALGO/ENV_1``, ``ROOT/ALGO/ENV_2``, ...
 """
 
@@ -13,43 +13,13 @@ import re
 from pathlib import Path
 from typing import Any
 
-import gymnasium as gym
-from sb3_contrib import RecurrentPPO
 from stable_baselines3.common.base_class import BaseAlgorithm
 
-from m3po_sb3.checkpoint import find_checkpoint, load_buffers
-from m3po_sb3.history import HistoryObservation
-from m3po_sb3.history_sac import HistorySAC
-from m3po_sb3.m3po import M2PO, M3PO
-from m3po_sb3.pearl import PEARL
+from m3po_sb3.history.wrapper import HistoryObservation
+from m3po_sb3.run.checkpoint import find_checkpoint, load_buffers
+from m3po_sb3.run.registry import agent_class, make_env
 
-try:  # registers the meta-RL envs with Gymnasium
-    import meta_mujoco_envs  # noqa: F401
-except ImportError:  # pragma: no cover - the package is optional for plain Gymnasium envs
-    pass
-
-# --algo of the command line -> the class that trains and loads it: "sac" is history-SAC, "oracle" history-SAC
-# on the env with the task in its observation (task_in_obs=True), "rl2" RL² as sb3-contrib's RecurrentPPO.
-AGENT_CLASSES: dict[str, type[BaseAlgorithm]] = {
-    "m3po": M3PO,
-    "m2po": M2PO,
-    "m3po-h": M3PO,
-    "sac": HistorySAC,
-    "oracle": HistorySAC,
-    "rl2": RecurrentPPO,
-    "pearl": PEARL,
-}
 STATUSES = ("running", "interrupted", "finished")
-
-
-def make_env(env_id: str, history_length: int, env_kwargs: dict[str, Any] | None = None) -> HistoryObservation:
-    """
-    :param env_id: Gymnasium env id
-    :param history_length: ``L``
-    :param env_kwargs: keyword arguments of ``gym.make`` (e.g. ``task_switch_seconds``)
-    :return: the env with history observations
-    """
-    return HistoryObservation(gym.make(env_id, **(env_kwargs or {})), history_length)
 
 
 def next_run_dir(log_folder: str | os.PathLike, algo: str, env_id: str) -> Path:
@@ -111,7 +81,7 @@ def load_run(
     The agent of a run folder and its env, rebuilt as the run made it (env id, ``--env-kwargs``, the
     ``HistoryObservation`` of its history length).
 
-    :param folder: a run folder of :mod:`m3po_sb3.train`
+    :param folder: a run folder of :mod:`m3po_sb3.run.train`
     :param best: load ``best_model.zip`` (the best evaluation) instead of ``model.zip`` (the last step)
     :param checkpoint: load the agent of the run's last checkpoint with its buffers (replay buffer, and
         ``D_env`` for the M3PO family), for analysis; unlike ``--resume`` this leaves the run's files alone
@@ -129,7 +99,7 @@ def load_run(
     if not path.is_file():
         raise FileNotFoundError(f"{path} does not exist (a run interrupted before it saved anything?)")
     env = make_env(config["env"], config["hyperparameters"]["history_length"], {**config["env_kwargs"], **(env_kwargs or {})})
-    agent = AGENT_CLASSES[config["algo"]].load(path, env=env, **load_kwargs)
+    agent = agent_class(config["algo"]).load(path, env=env, **load_kwargs)
     if checkpoint_folder:
         load_buffers(agent, checkpoint_folder)
     return agent, env

@@ -34,7 +34,7 @@ from stable_baselines3.common.utils import polyak_update
 from stable_baselines3.sac.policies import LOG_STD_MAX, LOG_STD_MIN
 from torch.nn import functional as F
 
-from m3po_sb3.history import HistoryEncoder, HistoryFeaturesExtractor, stacked_gru_final_state
+from m3po_sb3.history.encoder import HistoryEncoder, HistoryFeaturesExtractor, stacked_gru_final_state
 
 
 class HistorySAC(SAC):

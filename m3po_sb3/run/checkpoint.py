@@ -4,8 +4,8 @@ A checkpoint is a folder (``RUN/checkpoint``) holding everything a run's next st
 
 - ``agent.zip``: SB3's ``save`` (networks, their optimisers, the entropy coefficient, counters, the last
   observation; for M3PO also the dynamics model and its optimiser);
-- ``replay_buffer.pkl`` of an off-policy agent (SB3's ``save_replay_buffer``: M3PO's ``D_model``, SAC's replay buffer) and, for M3PO,
-  ``env_buffer.pkl`` (``D_env``);
+- ``replay_buffer.pkl`` of an off-policy agent (SB3's ``save_replay_buffer``: M3PO's ``D_model``, SAC's replay buffer) and the
+  buffers an agent saves itself (:class:`SavesExtraBuffers`; M3PO's ``env_buffer.pkl``, ``D_env``);
 - ``state.pkl``: the random generators (Python, NumPy, torch, the action space's), the evaluation log of
   :class:`m3po_sb3.MetaEvalCallback` and the training env, pickled mid-episode with its state;
 - ``files/``: copies of the run's CSV files (``eval.csv``, ``diagnostics.csv``) as they were at that step.
@@ -36,7 +36,7 @@ import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import cloudpickle
 import numpy as np
@@ -48,11 +48,22 @@ from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.save_util import load_from_pkl, save_to_pkl
 from stable_baselines3.common.vec_env import VecEnv
 
-from m3po_sb3.m3po import M3PO
 
 CHECKPOINT_DIR = "checkpoint"
 # The evaluation log of SB3's EvalCallback: what it has measured, and the best mean return so far.
 EVAL_STATE = ("evaluations_timesteps", "evaluations_results", "evaluations_length", "best_mean_reward", "last_mean_reward")
+
+
+@runtime_checkable
+class SavesExtraBuffers(Protocol):
+    """An agent whose checkpoint needs buffers besides SB3's replay buffer (M3PO's ``D_env``): it saves and loads
+    them itself, so that checkpoints need not know the agent's class."""
+
+    def save_extra_buffers(self, folder: Path) -> None:
+        """:param folder: the checkpoint folder to write the buffers into"""
+
+    def load_extra_buffers(self, folder: Path) -> None:
+        """:param folder: a checkpoint folder written by :meth:`save_extra_buffers`"""
 
 
 class TrainingInterrupted(Exception):
@@ -135,8 +146,8 @@ def save_checkpoint(
     agent.save(tmp / "agent.zip")
     if isinstance(agent, OffPolicyAlgorithm):
         agent.save_replay_buffer(tmp / "replay_buffer.pkl")
-    if isinstance(agent, M3PO):
-        agent.save_env_buffer(tmp / "env_buffer.pkl")
+    if isinstance(agent, SavesExtraBuffers):
+        agent.save_extra_buffers(tmp)
     env = agent.get_env()
     assert env is not None
     state = dict(
@@ -167,16 +178,16 @@ def find_checkpoint(run_folder: str | Path) -> Path | None:
 
 def load_buffers(agent: BaseAlgorithm, folder: str | Path) -> None:
     """
-    Load a checkpoint's buffers into ``agent``: the replay buffer of an off-policy agent, and ``D_env`` of
-    the M3PO family.
+    Load a checkpoint's buffers into ``agent``: the replay buffer of an off-policy agent, and those an agent
+    saves itself (:class:`SavesExtraBuffers`: ``D_env`` of the M3PO family).
 
     :param agent: the agent the checkpoint was saved from (or one of its class and spaces)
     :param folder: a checkpoint folder
     """
     if isinstance(agent, OffPolicyAlgorithm):
         agent.load_replay_buffer(Path(folder) / "replay_buffer.pkl")
-    if isinstance(agent, M3PO):
-        agent.load_env_buffer(Path(folder) / "env_buffer.pkl")
+    if isinstance(agent, SavesExtraBuffers):
+        agent.load_extra_buffers(Path(folder))
 
 
 def load_checkpoint(
