@@ -11,9 +11,9 @@ balancing controller, else its episodes last a dozen steps); histories never cro
 Three models are fitted on the same training transitions with their default ``fit`` and scored on held-out
 episodes (another seed) on the outputs the parameter drives (``Output`` below):
 
-- ``meta``: :class:`~m3po_sb3.dynamics.MetaDynamicsModel` as M3PO builds it (B = 3, GRU of 5 units, L = 10, the
+- ``meta``: :class:`~m3po_sb3.models.networks.MetaDynamicsModel` as M3PO builds it (B = 3, GRU of 5 units, L = 10, the
   shipped defaults of the model and of ``fit``);
-- ``non-adaptive``: :class:`~m3po_sb3.dynamics.DynamicsModel`, the same ensemble on ``(o_t, a_t)`` alone;
+- ``non-adaptive``: :class:`~m3po_sb3.models.networks.DynamicsModel`, the same ensemble on ``(o_t, a_t)`` alone;
 - ``oracle``: the same ensemble told the parameter (appended to the action, an input the model does not
   predict, so that its targets and early stopping are the non-adaptive model's).
 
@@ -37,8 +37,9 @@ import gymnasium as gym
 import numpy as np
 import torch as th
 
-from m3po_sb3.dynamics import DynamicsModel, MetaDynamicsModel
 from m3po_sb3.history import HistoryLayout
+from m3po_sb3.models.networks import DynamicsModel, MetaDynamicsModel
+from m3po_sb3.models.training import ModelTrainer
 
 HISTORY_LENGTH = 10
 
@@ -271,10 +272,11 @@ def evaluate_system(
     meta_class: type[DynamicsModel] = MetaDynamicsModel,
     models: tuple[str, ...] = ("meta", "non-adaptive", "oracle"),
     meta_fit_kwargs: dict[str, Any] | None = None,
+    meta_model_kwargs: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """
     Fit the three models on one system and seed, each with its default ``fit`` but for ``meta_fit_kwargs``,
-    arguments of the meta-model's.
+    arguments of the meta-model's; ``meta_model_kwargs`` are further arguments of the meta-model's class.
 
     :return: per model its ``mae``, ``nll``, ``epochs`` and ``seconds``
     """
@@ -294,10 +296,11 @@ def evaluate_system(
             )
         else:
             model_class = meta_class if model_name == "meta" else DynamicsModel
-            model, fit_data, test_data = model_class(layout, hidden_units=hidden_units, device="cpu"), train, test
+            model_kwargs = (meta_model_kwargs or {}) if model_name == "meta" else {}
+            model, fit_data, test_data = model_class(layout, hidden_units=hidden_units, device="cpu", **model_kwargs), train, test
         start = time.perf_counter()
         fit_kwargs = (meta_fit_kwargs or {}) if model_name == "meta" else {}
-        info = model.fit(*fit_data, rng=np.random.default_rng(seed), **fit_kwargs)
+        info = ModelTrainer(model).fit(*fit_data, rng=np.random.default_rng(seed), **fit_kwargs)
         mae, nll = scores(model, test_data, columns)
         result[model_name] = dict(mae=mae, nll=nll, epochs=info["epochs"], seconds=time.perf_counter() - start)
     return result
@@ -317,6 +320,7 @@ def main() -> None:
     parser.add_argument("--test-steps", type=int, default=2000)
     parser.add_argument("--hidden-units", type=int, default=400, help="width of the ensembles' two hidden layers (shipped: 400)")
     parser.add_argument("--meta-fit-kwargs", type=json.loads, default={}, help='the meta-model\'s fit arguments, e.g. \'{"max_epochs_since_update": 20}\'')
+    parser.add_argument("--meta-model-kwargs", type=json.loads, default={}, help='further arguments of the meta-model, e.g. \'{"action_effect_inputs": true}\'')
     parser.add_argument("--json", help="append each result as a JSON line to this file")
     args = parser.parse_args()
     th.set_num_threads(1)
@@ -325,7 +329,9 @@ def main() -> None:
     print(f"{'system':26} seed  {'MAE meta / non-adaptive / oracle':34} gap   {'NLL meta / non-adaptive / oracle':34} gap   epochs  s")
     for name in names:
         for seed in args.seeds:
-            result = evaluate_system(name, seed, args.train_steps, args.test_steps, args.hidden_units, meta_fit_kwargs=args.meta_fit_kwargs)
+            result = evaluate_system(
+                name, seed, args.train_steps, args.test_steps, args.hidden_units, meta_fit_kwargs=args.meta_fit_kwargs, meta_model_kwargs=args.meta_model_kwargs
+            )
             models = ("meta", "non-adaptive", "oracle")
             mae = " / ".join(f"{result[m]['mae']:.3f}" for m in models)
             nll = " / ".join(f"{result[m]['nll']:.3f}" for m in models)
@@ -337,7 +343,7 @@ def main() -> None:
             )
             if args.json:
                 with open(args.json, "a") as file:
-                    file.write(json.dumps(result) + "\n")
+                    file.write(json.dumps(dict(result, meta_fit_kwargs=args.meta_fit_kwargs, meta_model_kwargs=args.meta_model_kwargs)) + "\n")
 
 
 if __name__ == "__main__":

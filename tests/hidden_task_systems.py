@@ -50,7 +50,18 @@ def hidden_task_data(name: str, rng: np.random.Generator, episodes: int, steps: 
 
     :return: histories, actions, next observations, rewards (the arguments of the models' ``fit``)
     """
-    step, layout, tasks = SYSTEMS[name]
+    return switching_episodes(*SYSTEMS[name], rng, episodes, steps, switch_every)
+
+
+def switching_episodes(
+    step: Step, layout: HistoryLayout, tasks: tuple[float, ...], rng: np.random.Generator, episodes: int, steps: int, switch_every: int
+) -> tuple[np.ndarray, ...]:
+    """
+    Random-action episodes of ``step``, from observations drawn in [-1, 1], the task drawn from ``tasks`` at
+    every ``switch_every``-th step of an episode.
+
+    :return: histories, actions, next observations, rewards (the arguments of the models' ``fit``)
+    """
     histories, actions, next_obs, rewards = [], [], [], []
     for _ in range(episodes):
         obs = rng.uniform(-1, 1, layout.obs_dim).astype(np.float32)
