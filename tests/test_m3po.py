@@ -8,6 +8,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv
 
 from m3po_sb3 import M2PO, M3PO, DynamicsModel, HistoryObservation, MetaDynamicsModel, history_policy_kwargs
 from m3po_sb3.agents.buffers import ModelReplayBuffer
+from m3po_sb3.models.training import ModelTrainer
 
 L = 2
 LEARNING_STARTS = EPOCH = 20
@@ -247,12 +248,12 @@ class KnownActionReward(gym.Wrapper):
         return -0.001 * (actions**2).sum(axis=1)
 
 
-def test_known_action_reward_the_model_learns_the_rest_of_the_reward(tmp_path):
+def test_known_action_reward_the_model_learns_the_rest_of_the_reward(tmp_path, monkeypatch):
     env = HistoryObservation(KnownActionReward(gym.make("Pendulum-v1")), history_length=L)
     agent = make_agent(env, known_action_reward=True)
     fitted = []
-    fit = agent.dynamics_model.fit
-    agent.dynamics_model.fit = lambda *data, **kwargs: fitted.append(data) or fit(*data, **kwargs)
+    fit = ModelTrainer.fit
+    monkeypatch.setattr(ModelTrainer, "fit", lambda self, *data, **kwargs: fitted.append(data) or fit(self, *data, **kwargs))
     agent.learn(EPOCH + 5)
     assert agent.action_reward_fn is not None
     histories, actions, next_obs, rewards = fitted[0]
