@@ -54,7 +54,28 @@ def hidden_task_data(
     :return: histories, actions, next observations, rewards (the arguments of the models' ``fit``), and with
         ``labels`` the tasks and steps since the draw
     """
-    step, layout, tasks = SYSTEMS[name]
+    return switching_episodes(*SYSTEMS[name], rng, episodes, steps, switch_every, labels=labels)
+
+
+def switching_episodes(
+    step: Step,
+    layout: HistoryLayout,
+    tasks: tuple[float, ...],
+    rng: np.random.Generator,
+    episodes: int,
+    steps: int,
+    switch_every: int,
+    *,
+    labels: bool = False,
+) -> tuple[np.ndarray, ...]:
+    """
+    Random-action episodes of ``step``, from observations drawn in [-1, 1], the task drawn from ``tasks`` at
+    every ``switch_every``-th step of an episode.
+
+    :param labels: also return each row's task and the steps since its task was drawn (0 at the draw)
+    :return: histories, actions, next observations, rewards (the arguments of the models' ``fit``), and with
+        ``labels`` the tasks and steps since the draw
+    """
     histories, actions, next_obs, rewards, row_tasks, since_draw = [], [], [], [], [], []
     for _ in range(episodes):
         obs = rng.uniform(-1, 1, layout.obs_dim).astype(np.float32)
