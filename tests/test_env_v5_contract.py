@@ -412,7 +412,6 @@ print(*[describe(*frames(sys.argv[1], mode)) for mode in ("rgb_array", "depth_ar
 """
 
 
-@pytest.mark.slow
 def test_render_modes():
     """Frames of the requested size, not blank, for every id in ``rgbd_tuple`` mode (an RGB and a depth image), and
     in ``rgb_array`` and ``depth_array`` for one (the same Gymnasium code for every env). Needs EGL: each frame's mode
