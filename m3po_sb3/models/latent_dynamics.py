@@ -54,16 +54,19 @@ import numpy as np
 import torch as th
 from stable_baselines3.common.utils import get_device
 from torch import nn
-from torch.nn import functional as F
 
 from m3po_sb3.history.layout import HistoryLayout
 from m3po_sb3.models.context import ContextEncoder, kl_to_standard_normal
-from m3po_sb3.models.networks import EnsembleLinear, fit_statistics, gaussian_nll, transition_tensors
-
-# PETS's initial soft bounds of the (normalised) log-variance and the weight of the penalty that tightens them.
-_INITIAL_MAX_LOGVAR = 0.5
-_INITIAL_MIN_LOGVAR = -10.0
-_LOGVAR_BOUND_PENALTY = 0.01
+from m3po_sb3.models.networks import (
+    INITIAL_MAX_LOGVAR,
+    INITIAL_MIN_LOGVAR,
+    EnsembleLinear,
+    fit_statistics,
+    gaussian_nll,
+    logvar_bound_penalty,
+    soft_clamp_logvar,
+    transition_tensors,
+)
 
 
 class GaussianEnsemble(nn.Module):
@@ -86,8 +89,8 @@ class GaussianEnsemble(nn.Module):
             layers += [EnsembleLinear(ensemble_size, width_in, width_out), nn.SiLU()]
         layers.append(EnsembleLinear(ensemble_size, widths[-1], 2 * out_features))
         self.net = nn.Sequential(*layers)
-        self.max_logvar = nn.Parameter(th.full((out_features,), _INITIAL_MAX_LOGVAR))
-        self.min_logvar = nn.Parameter(th.full((out_features,), _INITIAL_MIN_LOGVAR))
+        self.max_logvar = nn.Parameter(th.full((out_features,), INITIAL_MAX_LOGVAR))
+        self.min_logvar = nn.Parameter(th.full((out_features,), INITIAL_MIN_LOGVAR))
 
     def forward(self, x: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
         """
@@ -95,12 +98,11 @@ class GaussianEnsemble(nn.Module):
         :return: mean and soft-clamped log-variance, each ``(B, N, out_features)``
         """
         mean, logvar = self.net(x).chunk(2, dim=-1)
-        logvar = self.max_logvar - F.softplus(self.max_logvar - logvar)
-        return mean, self.min_logvar + F.softplus(logvar - self.min_logvar)
+        return mean, soft_clamp_logvar(logvar, self.min_logvar, self.max_logvar)
 
     def bound_penalty(self) -> th.Tensor:
         """PETS's penalty that keeps the learned log-variance bounds tight."""
-        return _LOGVAR_BOUND_PENALTY * (self.max_logvar.sum() - self.min_logvar.sum())
+        return logvar_bound_penalty(self.min_logvar, self.max_logvar)
 
 
 class LatentDynamicsModel(nn.Module):

@@ -31,13 +31,25 @@ from torch.nn import functional as F
 from m3po_sb3.history.encoder import HistoryEncoder, stacked_gru_final_state
 from m3po_sb3.history.layout import HistoryLayout
 
-# MBPO's initial soft bounds of the (normalised) log-variance and the weight of their penalty in the loss.
-_INITIAL_MAX_LOGVAR = 0.5
-_INITIAL_MIN_LOGVAR = -10.0
+# MBPO's (and PETS's) initial soft bounds of the (normalised) log-variance and the weight of their penalty in the loss.
+INITIAL_MAX_LOGVAR = 0.5
+INITIAL_MIN_LOGVAR = -10.0
+LOGVAR_BOUND_PENALTY = 0.01
 # MBPO's per-layer L2 penalties of its four hidden layers of 200 units and output layer (M2PO's model).
 MBPO_WEIGHT_DECAY = (2.5e-5, 5e-5, 7.5e-5, 7.5e-5, 1e-4)
 # MBPO's model besides its 7 members (seed A.9's M2PO): ``DynamicsModel`` arguments.
 MBPO_MODEL_KWARGS: dict[str, Any] = dict(num_elites=5, hidden_units=200, num_hidden_layers=4, weight_decay=MBPO_WEIGHT_DECAY)
+
+
+def soft_clamp_logvar(logvar: th.Tensor, min_logvar: th.Tensor, max_logvar: th.Tensor) -> th.Tensor:
+    """MBPO's soft clamp of a predicted log-variance into learned bounds: smooth, so the bounds get gradients."""
+    logvar = max_logvar - F.softplus(max_logvar - logvar)
+    return min_logvar + F.softplus(logvar - min_logvar)
+
+
+def logvar_bound_penalty(min_logvar: th.Tensor, max_logvar: th.Tensor) -> th.Tensor:
+    """MBPO's loss term that keeps the learned log-variance bounds tight."""
+    return LOGVAR_BOUND_PENALTY * (max_logvar.sum() - min_logvar.sum())
 
 
 class EnsembleLinear(nn.Module):
@@ -122,8 +134,8 @@ class DynamicsModel(nn.Module):
             layers += [EnsembleLinear(ensemble_size, in_features, out_features), nn.SiLU()]
         layers.append(EnsembleLinear(ensemble_size, widths[-1], 2 * self.target_dim))
         self.ensemble = nn.Sequential(*layers)
-        self.max_logvar = nn.Parameter(th.full((self.target_dim,), _INITIAL_MAX_LOGVAR))
-        self.min_logvar = nn.Parameter(th.full((self.target_dim,), _INITIAL_MIN_LOGVAR))
+        self.max_logvar = nn.Parameter(th.full((self.target_dim,), INITIAL_MAX_LOGVAR))
+        self.min_logvar = nn.Parameter(th.full((self.target_dim,), INITIAL_MIN_LOGVAR))
 
         for name, size in (("obs", obs_dim), ("act", act_dim), ("target", self.target_dim)):
             self.register_buffer(f"{name}_mean", th.zeros(size))
@@ -171,9 +183,7 @@ class DynamicsModel(nn.Module):
         """
         features = th.cat([self._encode(self._normalise_histories(histories)), (actions - self.act_mean) / self.act_std], dim=-1)
         mean, logvar = self.ensemble(features.expand(self.ensemble_size, -1, -1)).chunk(2, dim=-1)
-        logvar = self.max_logvar - F.softplus(self.max_logvar - logvar)
-        logvar = self.min_logvar + F.softplus(logvar - self.min_logvar)
-        return mean, logvar + self.logvar_offset
+        return mean, soft_clamp_logvar(logvar, self.min_logvar, self.max_logvar) + self.logvar_offset
 
     def _normalise_histories(self, histories: th.Tensor) -> th.Tensor:
         current_obs, past_obs, past_act, past_rew, mask = self.history_layout.split(histories)

@@ -48,9 +48,7 @@ from typing import Any, Optional
 import numpy as np
 import torch as th
 
-from m3po_sb3.models.networks import DynamicsModel, fit_statistics, gaussian_nll
-
-_LOGVAR_BOUND_PENALTY = 0.01
+from m3po_sb3.models.networks import DynamicsModel, fit_statistics, gaussian_nll, logvar_bound_penalty
 
 
 class ModelTrainer:
@@ -203,7 +201,7 @@ class ModelTrainer:
         if model.nll_beta > 0:
             nll = nll * th.exp(model.nll_beta * logvar.detach())
         nll = nll.mean(dim=(1, 2)).sum()
-        return nll + _LOGVAR_BOUND_PENALTY * (model.max_logvar.sum() - model.min_logvar.sum())
+        return nll + logvar_bound_penalty(model.min_logvar, model.max_logvar)
 
     @th.no_grad()
     def calibrate(self, histories: th.Tensor, actions: th.Tensor, targets: th.Tensor) -> None:
