@@ -110,9 +110,10 @@ class NonStationaryTaskEnv:
         # A view on MuJoCo's counters of its own resets of an unstable simulation, read after every step.
         self._bad_state_counts = self.data.warning.number[_BAD_STATE_WARNINGS]
         self._no_bad_state = bytes(self._bad_state_counts.nbytes)
-        self.set_task(self._draw_task(self.np_random))
+        self._action_shape = self.action_space.shape
+        self._put_in_force(self._draw_task(self.np_random))
         if self._task_in_obs or self._switch_in_obs:
-            base, n_task = self.observation_space, self._task_in_obs * self._task_obs.size
+            base, n_task = self.observation_space, self._task_obs.size if self._task_in_obs else 0
             flag = np.ones(int(self._switch_in_obs))  # the switch flag lies in [0, 1]
             self.observation_space = Box(
                 low=np.concatenate([base.low, np.full(n_task, -np.inf), 0 * flag]),
@@ -151,7 +152,7 @@ class NonStationaryTaskEnv:
         """Once, after the robot is built and before the first task: index what tasks edit, keep defaults."""
 
     def _draw_task(self, rng: np.random.Generator) -> Task:
-        """One task drawn with ``rng``."""
+        """One task drawn with ``rng``, clean as :meth:`_validate_task` returns it (it is put in force unchecked)."""
         raise NotImplementedError
 
     def _validate_task(self, task: Any) -> Task:
@@ -211,9 +212,15 @@ class NonStationaryTaskEnv:
 
     def set_task(self, task: Task) -> None:
         """Put ``task`` in force now; it holds until the next scheduled switch or ``reset``."""
-        self._task = self._validate_task(task)
+        self._put_in_force(self._validate_task(task))
+
+    def _put_in_force(self, task: Task) -> None:
+        """Put a clean task in force: a checked one, or one of :meth:`_draw_task`'s, which need no check (the
+        env draws a task at every reset and switch)."""
+        self._task = task
         self._apply_task()
-        self._task_obs = self.task_features(self._task)
+        if self._task_in_obs:
+            self._task_obs = self.task_features(task)
 
     def get_task(self) -> Task:
         """A copy of the task in force (task values are immutable, so a shallow copy is a full one)."""
@@ -238,7 +245,10 @@ class NonStationaryTaskEnv:
         # Runs inside MujocoEnv.reset after seeding, so a seed fixes the whole task sequence; the task is put
         # in force before the base class places the robot, so the first observation already sees it.
         self._schedule.reset(self.np_random)
-        self.set_task(self._draw_task(self.np_random) if self._initial_task is None else self._initial_task)
+        if self._initial_task is None:
+            self._put_in_force(self._draw_task(self.np_random))
+        else:
+            self.set_task(self._initial_task)
         obs = self._observe(super().reset_model(), switched=False)
         self._last_obs = obs.copy()
         return obs
@@ -252,7 +262,7 @@ class NonStationaryTaskEnv:
         action = self._validated_action(action)
         switched = self._schedule.step(self.np_random)
         if switched:
-            self.set_task(self._draw_task(self.np_random))
+            self._put_in_force(self._draw_task(self.np_random))
         obs, reward, terminated, truncated, info = super().step(action)
         obs = self._observe(obs, switched)
         # On a non-finite or huge state MuJoCo resets the simulation by itself, a silent teleport that it counts
@@ -287,16 +297,16 @@ class NonStationaryTaskEnv:
 
     def _validated_action(self, action: Any) -> np.ndarray:
         """``action``, checked, in its own dtype: v5 computes the control cost in it (float32 for SB3's actions)."""
-        action = real_numbers("action", action)
-        if action.shape != self.action_space.shape:
-            raise ValueError(
-                f"{type(self).__name__}: action has shape {action.shape}, expected {self.action_space.shape}"
-            )
-        if not math.isfinite(action.dot(action)):  # NaN/inf propagate through the dot product
-            if np.isfinite(action).all():  # finite, but its square overflows its dtype
-                raise ValueError(f"{type(self).__name__}: action out of range (too large), got {action}")
-            raise ValueError(f"{type(self).__name__}: action contains non-finite values: {action}")
-        return action
+        # One test on the common path (it runs at every step); the precise error is worked out when it fails.
+        array = np.asarray(action)
+        if array.dtype.kind in "iuf" and array.shape == self._action_shape and math.isfinite(array.dot(array)):
+            return array  # NaN/inf propagate through the dot product
+        array = real_numbers("action", action)
+        if array.shape != self._action_shape:
+            raise ValueError(f"{type(self).__name__}: action has shape {array.shape}, expected {self._action_shape}")
+        if np.isfinite(array).all():  # finite, but its square overflows its dtype
+            raise ValueError(f"{type(self).__name__}: action out of range (too large), got {array}")
+        raise ValueError(f"{type(self).__name__}: action contains non-finite values: {array}")
 
     def _warn_if_time_limit_misses_switches(self) -> None:
         """Warn once if the registered time limit, in steps, does not span two task periods at this ``dt``.

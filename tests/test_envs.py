@@ -15,7 +15,7 @@ from gymnasium.utils.env_checker import check_env as gym_check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 import meta_mujoco_envs
-from meta_mujoco_envs import ENV_IDS
+from meta_mujoco_envs import CLASSIC_ENV_IDS, ENV_IDS
 
 BASES = {
     "HalfCheetahFwdBwd-v0": "HalfCheetah-v5",
@@ -319,6 +319,19 @@ def test_action_reward_fn_is_the_control_cost_in_info(env_id):
         assert known == pytest.approx(info["reward_ctrl"], rel=1e-6) and known < 0
         if terminated:
             env.reset()
+
+
+@pytest.mark.parametrize("env_id", ENV_IDS + CLASSIC_ENV_IDS)
+def test_drawn_tasks_are_clean_tasks(env_id):
+    # The env puts its own draws in force without checking them (at every reset and switch): each draw must be
+    # what the check returns for it, value and type (repr tells 1 from 1.0), and pass the check unchanged.
+    env = gym.make(env_id).unwrapped
+    env.reset(seed=3)
+    draws = env.sample_tasks(20) + [env.get_task()]
+    for task in draws:
+        assert repr(env._validate_task(task)) == repr(task)
+    env.set_task(draws[0])
+    assert env.get_task() == draws[0]
 
 
 # ---------------------------------------------------------------------------------------------- bad input
