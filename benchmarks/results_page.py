@@ -20,7 +20,8 @@ baselines) is read once, where it lives. The pages say what they want; this scri
 A GROUP is ``FOLDERS:ENV:ALGO``, FOLDERS being ``main`` (the top-level ENV folders) or folder names joined by
 ``+`` (their seeds pooled). Every IQM is over seeds with a 95 % stratified-bootstrap interval (``rliable``, a fixed
 bootstrap seed, so the output is deterministic); "last 5" is each seed's mean over its last five evaluations up
-to STEP, beside the single evaluation at STEP, because one evaluation of 5 episodes swings a lot between steps.
+to STEP (fewer where a table's runs have fewer; its header says how many), beside the single evaluation at STEP,
+because one evaluation of 5 episodes swings a lot between steps.
 """
 
 from __future__ import annotations
@@ -46,9 +47,14 @@ REPS = 1000  # bootstrap replications: enough for intervals to the page's precis
 BOOTSTRAP_SEED = 0
 LAST = 5  # evaluations averaged in the "last 5" columns
 COMPARISON_STEPS = (5_000, 10_000, 15_000, 20_000)
-ALGO_NAMES = {"m3po": "M3PO", "m2po": "M2PO", "m3po-h": "M3PO-h", "sac": "history-SAC", "oracle": "oracle", "rl2": "RL²", "pearl": "PEARL"}
+ALGO_NAMES = {"m3po": "M3PO", "m2po": "M2PO", "m3po-h": "M3PO-h", "sac": "history-SAC", "oracle": "oracle", "rl2": "RL²", "pearl": "PEARL", "grbal": "GrBAL", "rebal": "ReBAL", "ghp-mdp": "GHP-MDP"}
 DIAGNOSTIC_NAMES = {"eps_m": "ε_m", "eps_pi": "ε_π", "td_error": "TD error"}
 MODEL_BASED = ("m3po", "m2po", "m3po-h")  # fit a model: marked on the pages where their runs predate a change of the fit
+# The folders whose model-based runs were made before the model fit's first-epoch rule became the default (†).
+BEFORE_FIRST_EPOCH_RULE = (
+    MAIN, "ablation_learned_reward", "ablation_model_data_only", "calibrated_model", "known_action_reward",
+    "model_patience_20", "real_ratio", "rollout_length_5",
+)  # fmt: skip
 # Arguments of config.json that describe the budget, logging or machine, not the agent's setting.
 NOT_A_SETTING = {
     "env", "algo", "timesteps", "seed", "log_folder", "out", "resume", "trained_agent", "env_kwargs", "preset", "eval_freq",
@@ -124,6 +130,12 @@ def scores_at(runs: list[Run], step: int, last: int = 1) -> np.ndarray:
     return np.array(scores)
 
 
+def evaluations_up_to(runs: list[Run], step: int) -> int:
+    """:return: how many of the last evaluations up to ``step`` every seed has, at most :data:`LAST` (runs that
+    evaluate less often than the main comparison have fewer)"""
+    return min(LAST, *(int(np.count_nonzero(run.steps <= step)) for run in runs))
+
+
 def iqm(runs: list[Run], points: list[tuple[int, int]]) -> list[str]:
     """
     :param points: ``(step, last)`` pairs: each seed's mean of its ``last`` evaluations up to ``step``
@@ -178,7 +190,7 @@ def mann_whitney_p(x: np.ndarray, y: np.ndarray) -> float:
 
 def group_name(group: str) -> str:
     folders, _, algo = group.split(":")
-    mark = " †" if algo in MODEL_BASED else ""
+    mark = " †" if algo in MODEL_BASED and any(folder in BEFORE_FIRST_EPOCH_RULE for folder in folders.split("+")) else ""
     return f"{ALGO_NAMES.get(algo, algo)}{mark}" + ("" if folders == MAIN else f" (`{folders}`)")
 
 
@@ -211,13 +223,14 @@ def comparison_table(env: str, runs_root: Path = RUNS) -> str:
 
 def groups_table(step: int, groups: list[str], runs_root: Path = RUNS) -> str:
     """:return: one row per group: its setting, seeds, IQM at ``step`` and of the last evaluations"""
+    loaded = [load_group(group, runs_root) for group in groups]
+    n_last = min(evaluations_up_to(runs, step) for runs in loaded)
     lines = [
-        f"| agent (folder) | options beyond the folder's preset | seeds | IQM at {number(step)} [95 % CI] | mean of the last {LAST} evaluations |",
+        f"| agent (folder) | options beyond the folder's preset | seeds | IQM at {number(step)} [95 % CI] | mean of the last {n_last} evaluations |",
         "|---|---|---|---|---|",
     ]
-    for group in groups:
-        runs = load_group(group, runs_root)
-        at_step, last = iqm(runs, [(step, 1), (step, LAST)])
+    for group, runs in zip(groups, loaded):
+        at_step, last = iqm(runs, [(step, 1), (step, n_last)])
         lines.append(f"| {group_name(group)} | {settings(runs)} | {len(runs)} | {at_step} | {last} |")
     return "\n".join(lines) + "\n"
 
@@ -262,15 +275,16 @@ def verdict(x: np.ndarray, y: np.ndarray, x_last: np.ndarray, y_last: np.ndarray
 
 def orders_table(step: int, pairs: list[str], runs_root: Path = RUNS) -> str:
     """:return: per ``A>B`` pair, P(A > B) at ``step`` and over the last evaluations, the rank test, and what they settle (:func:`verdict`)"""
+    loaded = [tuple(load_group(group, runs_root) for group in pair.split(">")) for pair in pairs]
+    n_last = min(evaluations_up_to(runs, step) for pair_runs in loaded for runs in pair_runs)
     lines = [
-        f"| A > B at {number(step)} steps | seeds | P(A > B) [95 % CI] | Mann-Whitney p (one-sided) | P(A > B), mean of the last {LAST} evaluations | settled? |",
+        f"| A > B at {number(step)} steps | seeds | P(A > B) [95 % CI] | Mann-Whitney p (one-sided) | P(A > B), mean of the last {n_last} evaluations | settled? |",
         "|---|---|---|---|---|---|",
     ]
-    for pair in pairs:
+    for pair, (x_runs, y_runs) in zip(pairs, loaded):
         first, second = pair.split(">")
-        x_runs, y_runs = load_group(first, runs_root), load_group(second, runs_root)
         x, y = scores_at(x_runs, step), scores_at(y_runs, step)
-        settled, poi, poi_last, p_above = verdict(x, y, scores_at(x_runs, step, LAST), scores_at(y_runs, step, LAST))
+        settled, poi, poi_last, p_above = verdict(x, y, scores_at(x_runs, step, n_last), scores_at(y_runs, step, n_last))
         lines.append(
             f"| {group_name(first)} > {group_name(second)} | {len(x)} / {len(y)} | {interval(*poi, digits=2)} | {p_above:.2f} | {interval(*poi_last, digits=2)} | {settled} |"
         )

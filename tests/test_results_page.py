@@ -77,3 +77,24 @@ def test_an_order_is_settled_only_where_every_test_agrees():
 def test_a_bad_group_is_refused_by_name(group):
     with pytest.raises(ValueError, match=group):
         results_page().load_group(group)
+
+
+def test_the_last_evaluations_column_says_how_many_it_averages():
+    page = results_page()
+
+    def run(seed, steps):
+        return page.Run(seed, np.array(steps), np.arange(len(steps), dtype=float), 0.0, "", {})
+
+    often, rarely = [run(0, range(1000, 6000, 1000)), run(1, range(1000, 6000, 1000))], [run(0, [2500, 5000])]
+    assert page.evaluations_up_to(often, 5000) == 5 and page.evaluations_up_to(often, 3000) == 3
+    assert page.evaluations_up_to(often + rarely, 5000) == 2  # a table that mixes them averages what all have
+    assert page.scores_at(rarely, 5000, 2)[0] == 0.5  # the mean of its two evaluations (0 and 1)
+    with pytest.raises(ValueError, match="no 3 evaluation"):
+        page.scores_at(rarely, 5000, 3)
+
+
+def test_only_runs_made_before_the_first_epoch_rule_are_marked():
+    page = results_page()
+    assert page.group_name("main:HalfCheetahFwdBwd-v0:m3po") == "M3PO †"
+    assert page.group_name("classic:PointRobot-v0:m3po") == "M3PO (`classic`)"
+    assert page.group_name("main:HalfCheetahFwdBwd-v0:sac") == "history-SAC"
