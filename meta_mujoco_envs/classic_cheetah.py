@@ -88,10 +88,11 @@ class HalfCheetahVelEnv(ClassicTaskEnv, HalfCheetahEnv):
         return np.array([task["velocity"]], dtype=np.float64)
 
     def _get_rew(self, x_velocity: float, action: np.ndarray):
-        # HalfCheetah-v5's reward with the velocity-tracking term in place of its forward term (same operations).
+        # v5's terms with a zero forward term give -ctrl_cost exactly; the velocity-tracking term replaces it.
+        reward, reward_info = super()._get_rew(0.0, action)
         forward_reward = -self._forward_reward_weight * abs(x_velocity - self._goal_velocity)
-        ctrl_cost = self.control_cost(action)
-        return forward_reward - ctrl_cost, {"reward_forward": forward_reward, "reward_ctrl": -ctrl_cost}
+        reward_info["reward_forward"] = forward_reward
+        return forward_reward + reward, reward_info
 
 
 class HalfCheetahDirEnv(ClassicTaskEnv, DirectionTaskEnv, HalfCheetahEnv):

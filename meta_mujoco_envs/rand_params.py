@@ -68,24 +68,14 @@ class RandParamsTaskEnv(ClassicTaskEnv):
         self._defaults = {name: getattr(self.model, name).copy() for name in RAND_PARAMS}
         self._scratch_data = mujoco.MjData(self.model)
         sizes = [self._defaults[name].size for name in self._rand_params]
-        self._n_factors = sum(sizes)
+        self._n_factors, self._splits = sum(sizes), np.cumsum(sizes)[:-1]
         self._factor_bases = np.repeat([MULTIPLIER_BASES[name] for name in self._rand_params], sizes)
-        # Where each parameter's factors lie in one draw, and its rows' width (None: a 1-D parameter).
-        starts = np.cumsum([0, *sizes]).tolist()
-        self._factor_layout = [
-            (name, starts[i], starts[i + 1], self._defaults[name].shape[1] if self._defaults[name].ndim == 2 else None)
-            for i, name in enumerate(self._rand_params)
-        ]
 
     def _sample_task(self, rng: np.random.Generator) -> Task:
         # One draw of all exponents gives the same values, in the same order, as one draw per parameter.
         exponents = rng.uniform(-self._log_scale_limit, self._log_scale_limit, size=self._n_factors)
-        factors = (self._factor_bases**exponents).tolist()  # one conversion to floats: drawn at every reset
-        task = {}
-        for name, start, stop, width in self._factor_layout:
-            values = factors[start:stop]
-            task[name] = tuple(values) if width is None else tuple(tuple(values[i : i + width]) for i in range(0, stop - start, width))
-        return task
+        factors = np.split(self._factor_bases**exponents, self._splits)
+        return {name: _as_tuples(f.reshape(self._defaults[name].shape)) for name, f in zip(self._rand_params, factors)}
 
     def _validate_task(self, task: Any) -> Task:
         check_task_keys(task, self._rand_params)
