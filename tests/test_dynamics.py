@@ -247,6 +247,37 @@ def test_refit_keeps_target_statistics_and_updates_input_statistics():
         assert th.equal(kept, before)
 
 
+@pytest.mark.parametrize("model_class", [DynamicsModel, MetaDynamicsModel])
+def test_members_keep_their_own_best_epoch_unless_they_share_an_encoder(model_class):
+    # Member 0's held-out error is best at epoch 2, member 1's at epoch 4; every epoch writes its number into all
+    # members' output biases. M2PO's members share nothing: each gets its own best epoch back (MBPO's snapshots).
+    # The meta-model's share the GRU: the whole model of the last epoch with a gain (4) comes back.
+    data = random_transitions(np.random.default_rng(0), 400)
+    model = model_class(LAYOUT, ensemble_size=2, hidden_units=8, device="cpu")
+    scores = iter([[1.0, 1.0], [0.5, 0.9], [0.1, 0.9], [0.4, 0.9], [0.5, 0.2]] + [[0.5, 0.5]] * 20)
+    model.evaluate = lambda *holdout: (th.tensor(next(scores)), th.zeros(2))
+    trainer, epochs = ModelTrainer(model), iter(range(1, 100))
+    trainer._train_epoch = lambda *args: model.ensemble[-1].bias.data.fill_(next(epochs))
+    info = trainer.fit(*data, rng=np.random.default_rng(0))
+    assert info["best_epoch"] == 4 and info["epochs"] == 9
+    expected = [2.0, 4.0] if model_class is DynamicsModel else [4.0, 4.0]
+    assert model.ensemble[-1].bias[:, 0, 0].tolist() == expected
+
+
+@pytest.mark.parametrize("standardise_targets", [True, False])
+def test_targets_are_learned_standardised_or_in_their_own_units(standardise_targets):
+    layout = HistoryLayout(obs_dim=3, act_dim=2, history_length=2)
+    data = random_transitions(np.random.default_rng(0), 200, layout)
+    data = (*data[:2], data[2] * 10 + 3, data[3] * 5 - 2)  # targets far from zero mean and unit scale
+    model = DynamicsModel(layout, hidden_units=16, standardise_targets=standardise_targets, device="cpu")
+    ModelTrainer(model).fit(*data, rng=np.random.default_rng(0), max_epochs=1)
+    train_rows = np.random.default_rng(0).permutation(200)[40:]
+    targets = np.concatenate([data[2] - data[0][:, :3], data[3][:, None]], axis=1)[train_rows]
+    expected = (targets.mean(axis=0), targets.std(axis=0, ddof=1)) if standardise_targets else (np.zeros(4), np.ones(4))
+    for statistic, value in zip((model.target_mean, model.target_std), expected):
+        np.testing.assert_allclose(statistic.numpy(), value, rtol=1e-4, atol=1e-5)
+
+
 def test_bad_elite_counts_and_weight_decays_raise():
     with pytest.raises(ValueError, match="num_elites"):
         DynamicsModel(LAYOUT, ensemble_size=3, num_elites=4, device="cpu")

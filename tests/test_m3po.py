@@ -154,6 +154,38 @@ def test_m2po_uses_the_non_adaptive_model_and_keeps_the_history_policy():
     assert agent._n_updates == 2 * 5
 
 
+def test_m2po_defaults_are_mbpo_halfcheetah_config():
+    # jannerm/mbpo examples/config/halfcheetah/0.py: model_train_freq 250, rollout_batch_size 100e3 per fit,
+    # model_retain_epochs 1 (of 1 000 steps), real_ratio 0.05, 7 networks of which 5 elites; bnn.py: four hidden
+    # layers of 200, the plain NLL of raw targets, a fit stops once more than 5 epochs brought no progress.
+    agent = M2PO("MlpPolicy", make_env(), seed=0, device="cpu")
+    assert agent.epoch_length == 250 and agent.rollouts_per_step * agent.rollout_every == 100_000
+    assert agent.buffer_size == 400_000 and agent.rollout_length == 1 and agent.hybrid_beta() == 0.95
+    model = agent.dynamics_model
+    assert (model.ensemble_size, model.num_elites, len(model.ensemble) // 2) == (7, 5, 4)  # (linear, swish) per hidden layer, then the output layer
+    assert model.ensemble[0].weight.shape[-1] == 200 and model.nll_beta == 0.0 and not model.standardise_targets
+    assert agent.model_fit_kwargs == {"max_epochs_since_update": 6}
+    # A fit option given by the user joins MBPO's patience rather than replacing it.
+    assert M2PO("MlpPolicy", make_env(), model_fit_kwargs=dict(max_epochs=3)).model_fit_kwargs == {"max_epochs_since_update": 6, "max_epochs": 3}
+
+
+def test_m2po_starts_sac_on_a_full_period_of_rollouts_with_real_rows_in_its_batches():
+    agent = make_agent(agent_class=M2PO, real_ratio=0.25)
+    first_update, sampled = {}, []
+    train, env_sample = agent.train, agent.env_buffer.sample
+
+    def recording_train(gradient_steps, batch_size):
+        first_update.setdefault("rows", agent.replay_buffer.size())
+        train(gradient_steps, batch_size)
+
+    agent.train = recording_train
+    agent.env_buffer.sample = lambda n, env=None: sampled.append(n) or env_sample(n, env)
+    agent.learn(LEARNING_STARTS + 5)
+    # MBPO makes a fit's rollouts at once: SAC's first update samples M rollouts of each of the E steps to come.
+    assert first_update["rows"] == M * EPOCH and agent.replay_buffer.size() == M * EPOCH
+    assert sampled == [4] * 2 * 5  # a quarter of each minibatch of 16 is real, G = 2 per step
+
+
 def test_save_load_restores_policy_critics_and_model_and_training_continues(tmp_path):
     agent = make_agent()
     agent.learn(30)

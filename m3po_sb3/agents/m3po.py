@@ -32,12 +32,13 @@ from m3po_sb3.agents.history_sac import HistorySAC
 from m3po_sb3.history.encoder import history_policy_kwargs
 from m3po_sb3.history.layout import HistoryLayout
 from m3po_sb3.models.networks import MBPO_MODEL_KWARGS, DynamicsModel, MetaDynamicsModel
-from m3po_sb3.models.training import ModelTrainer
+from m3po_sb3.models.training import MBPO_FIT_KWARGS, ModelTrainer
 from m3po_sb3.models.rollouts import ActionRewardFn, RolloutBatch, TerminationFn, branched_rollouts, known_action_rewards
 
 SelfM3PO = TypeVar("SelfM3PO", bound="M3PO")
 
 ENV_BUFFER_FILE = "env_buffer.pkl"  # D_env in a checkpoint folder
+MBPO_EPOCH_LENGTH = 1000  # env steps of MBPO's epoch, whose rollouts its D_model keeps
 
 def hybrid_beta(epoch: float, start: float, end: float) -> float:
     """
@@ -540,9 +541,21 @@ class M3PO(HistorySAC):
 
 class M2PO(M3PO):
     """
-    M2PO (seed A.9): M3PO with a non-adaptive model, MBPO's ensemble of Gaussian networks on ``(o_t, a_t)``
-    alone (by default MBPO's: 7 members, 5 elites, four hidden layers of 200). The policy and critics stay
-    history-conditioned. Arguments as :class:`M3PO`.
+    M2PO (seed A.9): M3PO with a non-adaptive model, i.e. MBPO (Janner et al., NeurIPS 2019) with a
+    history-conditioned policy and critics. By default it is MBPO as its code runs it (jannerm/mbpo: the
+    HalfCheetah config, ``bnn.py``, ``mbpo.py``): an ensemble of 7 Gaussian networks on ``(o_t, a_t)``, 5 elites,
+    four hidden layers of 200, the plain NLL of the raw targets (:data:`MBPO_MODEL_KWARGS`), each member restored
+    to its best epoch, MBPO's patience (:data:`MBPO_FIT_KWARGS`); a model fit every
+    250 env steps (``model_train_freq``), each followed by its ``M · E = 100 000`` one-step rollouts at once
+    (``rollout_batch_size``), so that SAC starts on a full batch of them; ``D_model`` keeps the rollouts of the
+    last 1 000 env steps (``model_retain_epochs = 1``); 5 % real transitions in every SAC minibatch
+    (``real_ratio``).
+
+    Where it still departs from MBPO: the warm-up of random actions is one model period (``learning_starts``,
+    MBPO 5 000 steps, which its curves do not count); SAC's target entropy is SB3's ``"auto"`` (``-dim(A)``;
+    MBPO sets one per env, e.g. −3 on HalfCheetah); the held-out error that stops a fit is the geometric mean over
+    outputs (:mod:`m3po_sb3.models.training`). Arguments as :class:`M3PO`; the presets of Table 2, ``cpu`` and
+    ``demo`` set M2PO's ``E`` and ``M`` to M3PO's (the paper's comparison).
     """
 
     dynamics_model_class = DynamicsModel
@@ -554,13 +567,43 @@ class M2PO(M3PO):
         *,
         ensemble_size: int = 7,
         model_kwargs: dict[str, Any] | None = None,
+        model_fit_kwargs: dict[str, Any] | None = None,
+        epoch_length: int = 250,
+        rollouts_per_step: int = 400,
+        rollout_every: int | None = None,
+        rollout_length: int = 1,
+        buffer_size: int | None = None,
+        real_ratio: float = 0.05,
         **kwargs: Any,
     ):
         """
         :param ensemble_size: ``B``, MBPO's 7 members
-        :param model_kwargs: default MBPO's model (:data:`MBPO_MODEL_KWARGS`: 5 elites, 4 hidden layers of
-            200 units, per-layer weight decay)
+        :param model_kwargs: default MBPO's model (:data:`MBPO_MODEL_KWARGS`)
+        :param model_fit_kwargs: arguments of the model's ``fit``, over MBPO's patience (:data:`MBPO_FIT_KWARGS`)
+        :param epoch_length: ``E``, env steps between two model fits (MBPO's ``model_train_freq``)
+        :param rollouts_per_step: ``M`` (MBPO's 100 000 rollouts per fit over 250 steps)
+        :param rollout_every: make the rollouts of this many env steps at once; default ``E``: all of a
+            period's right after its fit, as MBPO
+        :param rollout_length: ``k``
+        :param buffer_size: size of ``D_model``; default the rollouts of 1 000 env steps, ``M · max(E, 1000) · k``
+            (MBPO's retention of one 1 000-step epoch)
+        :param real_ratio: share of real transitions in SAC's minibatches (MBPO's 0.05)
         :param kwargs: the other arguments of :class:`M3PO`
         """
         model_kwargs = dict(MBPO_MODEL_KWARGS) if model_kwargs is None else model_kwargs
-        super().__init__(policy, env, ensemble_size=ensemble_size, model_kwargs=model_kwargs, **kwargs)
+        if buffer_size is None:
+            buffer_size = rollouts_per_step * max(epoch_length, MBPO_EPOCH_LENGTH) * rollout_length
+        super().__init__(
+            policy,
+            env,
+            ensemble_size=ensemble_size,
+            model_kwargs=model_kwargs,
+            model_fit_kwargs={**MBPO_FIT_KWARGS, **(model_fit_kwargs or {})},
+            epoch_length=epoch_length,
+            rollouts_per_step=rollouts_per_step,
+            rollout_every=epoch_length if rollout_every is None else rollout_every,
+            rollout_length=rollout_length,
+            buffer_size=buffer_size,
+            real_ratio=real_ratio,
+            **kwargs,
+        )

@@ -37,8 +37,11 @@ INITIAL_MIN_LOGVAR = -10.0
 LOGVAR_BOUND_PENALTY = 0.01
 # MBPO's per-layer L2 penalties of its four hidden layers of 200 units and output layer (M2PO's model).
 MBPO_WEIGHT_DECAY = (2.5e-5, 5e-5, 7.5e-5, 7.5e-5, 1e-4)
-# MBPO's model besides its 7 members (seed A.9's M2PO): ``DynamicsModel`` arguments.
-MBPO_MODEL_KWARGS: dict[str, Any] = dict(num_elites=5, hidden_units=200, num_hidden_layers=4, weight_decay=MBPO_WEIGHT_DECAY)
+# MBPO's model besides its 7 members (seed A.9's M2PO), ``DynamicsModel`` arguments: 5 elites of four hidden layers
+# of 200 units, MBPO's weight decays, the plain Gaussian NLL of the raw targets.
+MBPO_MODEL_KWARGS: dict[str, Any] = dict(
+    num_elites=5, hidden_units=200, num_hidden_layers=4, weight_decay=MBPO_WEIGHT_DECAY, nll_beta=0.0, standardise_targets=False
+)
 
 
 def soft_clamp_logvar(logvar: th.Tensor, min_logvar: th.Tensor, max_logvar: th.Tensor) -> th.Tensor:
@@ -93,6 +96,8 @@ class DynamicsModel(nn.Module):
         variance and its mean stops learning; β > 0 keeps the mean learning there (module docstring)
     :param weight_decay: L2 penalty on the ensemble weights, one value for all layers or one per layer
         (``num_hidden_layers + 1`` values, e.g. :data:`MBPO_WEIGHT_DECAY`)
+    :param standardise_targets: learn the targets ``(Δo, r)`` standardised by their statistics at the first fit
+        (kept afterwards, :mod:`m3po_sb3.models.training`); ``False``: in their own units, as MBPO
     :param device: torch device, ``"auto"`` picks CUDA when available
     :param history_encoder: encoder a subclass applies in :meth:`_encode`; its ``features_dim`` sizes the
         ensemble input. ``None``: the ensemble sees ``o_t`` alone.
@@ -108,6 +113,7 @@ class DynamicsModel(nn.Module):
         learning_rate: float = 1e-3,
         nll_beta: float = 0.5,
         weight_decay: Union[float, Sequence[float]] = 5e-5,
+        standardise_targets: bool = True,
         device: Union[th.device, str] = "auto",
         history_encoder: Optional[HistoryEncoder] = None,
     ):
@@ -123,6 +129,7 @@ class DynamicsModel(nn.Module):
         if not 0.0 <= nll_beta <= 1.0:
             raise ValueError(f"nll_beta must lie in [0, 1], got {nll_beta}")
         self.nll_beta = nll_beta
+        self.standardise_targets = standardise_targets
         self.history_encoder = history_encoder
         obs_dim, act_dim = history_layout.obs_dim, history_layout.act_dim
         self.target_dim = obs_dim + 1  # Δo and r

@@ -4,18 +4,21 @@ fits with a holdout, early stopping and elites.
 Training follows MBPO (jannerm/mbpo ``bnn.py``) and mbrl-lib (``ModelTrainer``) wherever the seed is silent:
 
 - each member trains on its own bootstrap of the training split; the holdout is at most 5 000 rows;
-- no epoch cap: training stops once no member's held-out error has improved by 1 % (relative) for 5 epochs,
-  and the ``E`` members with the lowest held-out error are the *elites* that rollouts sample from.
+- no epoch cap: training stops once no member's held-out error has improved by 1 % (relative) for 5 epochs
+  (MBPO's ``> 5`` stops after a sixth: M2PO's :data:`MBPO_FIT_KWARGS`), and the ``E`` members with the lowest
+  held-out error are the *elites* that rollouts sample from.
 
 Where this differs from MBPO, and why:
 
-- MBPO restores each member's best epoch separately, which would pair heads with the meta-model's shared GRU
-  from another epoch; the best *whole model* (the last epoch at which some member improved) is restored instead, as mbrl-lib's
-  trainer does.
-- Targets are standardised (the reward and ``Δo`` have very different scales; MBPO leaves them raw) with the
-  statistics of the first fit, kept afterwards: refitting them rescales what every output unit means, and
-  the previous weights, which the next fit starts from, become much worse (on Pendulum their held-out NLL
-  jumped to 10–213). Inputs are refitted every fit, as MBPO and mbrl-lib do (their statistics move slowly as ``D_env`` grows).
+- Each member of M2PO's model is restored to its own best epoch, as MBPO's snapshots do. The meta-model's members
+  share the GRU, which that would pair with heads of another epoch: its best *whole model* (the last epoch at
+  which some member improved) is restored instead, as mbrl-lib's trainer does. The parameters no member owns
+  (the log-variance bounds) are those of that last epoch in both cases.
+- The meta-model's targets are standardised (the reward and ``Δo`` have very different scales;
+  ``standardise_targets=False``, M2PO's default, leaves them raw as MBPO does) with the statistics of the first
+  fit, kept afterwards: refitting them rescales what every output unit means, and the previous weights, which
+  the next fit starts from, become much worse (on Pendulum their held-out NLL jumped to 10–213). Inputs are
+  refitted every fit, as MBPO and mbrl-lib do (their statistics move slowly as ``D_env`` grows).
 - The held-out error is the geometric mean over output dimensions of the mean squared error, not MBPO's
   arithmetic mean: with targets as unequally predictable as a noisy reward and near-deterministic
   observation changes, a 1 % gain of the arithmetic mean is in effect a gain on the least predictable
@@ -49,6 +52,9 @@ import numpy as np
 import torch as th
 
 from m3po_sb3.models.networks import DynamicsModel, fit_statistics, gaussian_nll, logvar_bound_penalty
+
+# MBPO's patience (``bnn.py`` stops once more than 5 epochs brought no progress): ``fit`` arguments of M2PO.
+MBPO_FIT_KWARGS: dict[str, Any] = dict(max_epochs_since_update=6)
 
 
 class ModelTrainer:
@@ -86,9 +92,10 @@ class ModelTrainer:
         random holdout split; each member trains on its own bootstrap of the training split; after every
         epoch each member's held-out error (geometric mean over outputs of the mean squared error of the
         normalised targets) is measured, and training stops once no member has improved by
-        ``improvement_threshold`` (relative) for ``max_epochs_since_update`` epochs; the first epoch always
-        counts. The model of the last epoch at which some member improved is restored and its
-        ``num_elites`` best members on the holdout become the elites.
+        ``improvement_threshold`` (relative) for ``max_epochs_since_update`` epochs; the first epoch
+        always counts. Each member of a model whose members share no weights is restored to its own best epoch,
+        any other model to the last epoch at which some member improved; its ``num_elites`` best members on
+        the holdout become the elites.
 
         :param histories: flat histories ``h_t``, shape ``(N, size)``
         :param actions: actions ``a_t``, shape ``(N, act_dim)``
@@ -137,6 +144,9 @@ class ModelTrainer:
         if first_epoch_counts:
             best_score = th.full_like(best_score, math.inf)
         best_state, best_epoch = copy.deepcopy(model.state_dict()), 0
+        # Without a shared encoder each member keeps its own best weights (MBPO's snapshots).
+        member_wise = model.history_encoder is None
+        best_members = {name: weights.clone() for name, weights in model.ensemble.state_dict().items()} if member_wise else None
         bootstrap = rng.integers(len(train[0]), size=(model.ensemble_size, len(train[0])))
         pass_fraction = min(1.0, rows_per_epoch / len(train[0]))
         min_gain = -math.log(1.0 - improvement_threshold) * pass_fraction
@@ -150,9 +160,14 @@ class ModelTrainer:
             if improved.any():
                 best_score = th.where(improved, score, best_score)
                 best_state, best_epoch = copy.deepcopy(model.state_dict()), epoch
+                if best_members is not None:
+                    for name, weights in model.ensemble.state_dict().items():
+                        best_members[name][improved] = weights[improved]
             elif epoch - best_epoch >= max_epochs_since_update:
                 break
         model.load_state_dict(best_state)
+        if best_members is not None:
+            model.ensemble.load_state_dict(best_members)
         holdout_score, _ = model.evaluate(*holdout)
         model.elites.copy_(holdout_score.argsort()[: model.num_elites].sort().values)
         if calibrate:
@@ -169,10 +184,10 @@ class ModelTrainer:
         )
 
     def fit_normalisers(self, histories: th.Tensor, actions: th.Tensor, targets: th.Tensor) -> None:
-        """Refit the input statistics; the target statistics only at the first fit (module docstring)."""
+        """Refit the input statistics; the target statistics only at the first fit, if the model standardises them (module docstring)."""
         model = self.model
         data = dict(obs=model.history_layout.split(histories)[0], act=actions)
-        if not model.targets_standardised:
+        if model.standardise_targets and not model.targets_standardised:
             data["target"] = targets
             model.targets_standardised.fill_(True)
         for name, values in data.items():
