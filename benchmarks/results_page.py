@@ -47,7 +47,7 @@ REPS = 1000  # bootstrap replications: enough for intervals to the page's precis
 BOOTSTRAP_SEED = 0
 LAST = 5  # evaluations averaged in the "last 5" columns
 COMPARISON_STEPS = (5_000, 10_000, 15_000, 20_000)
-ALGO_NAMES = {"m3po": "M3PO", "m2po": "M2PO", "m3po-h": "M3PO-h", "sac": "history-SAC", "oracle": "oracle", "rl2": "RL²", "pearl": "PEARL", "grbal": "GrBAL", "rebal": "ReBAL", "ghp-mdp": "GHP-MDP"}
+ALGO_NAMES = {"m3po": "M3PO", "m2po": "M2PO", "m3po-h": "M3PO-h", "sac": "history-SAC", "oracle": "oracle", "rl2": "RL²", "pearl": "PEARL", "grbal": "GrBAL", "rebal": "ReBAL", "ghp-mdp": "GHP-MDP", "sb3-sac": "SAC (SB3)"}
 DIAGNOSTIC_NAMES = {"eps_m": "ε_m", "eps_pi": "ε_π", "td_error": "TD error"}
 MODEL_BASED = ("m3po", "m2po", "m3po-h")  # fit a model: marked on the pages where their runs predate a change of the fit
 # The folders whose model-based runs were made before the model fit's first-epoch rule became the default (†).
