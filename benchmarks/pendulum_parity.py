@@ -8,7 +8,9 @@ fit period, rollout batch, real-data ratio and model) and M3PO reach plain SB3 S
 ``G = 5`` updates per step, 64-64 SAC networks, batches of 256, one torch thread. M2PO's model has 64 units
 (``--m2po-model-units``; MBPO's 200 cost about three times as much here), M3PO runs Table 2's meta-model at 64
 units with a fit every 250 steps and ``M = 100`` rollouts per step made 50 steps' worth at a time. Plain SAC
-(``sb3-sac``) sees the raw observation, so ``L`` does not apply to it. Every 500 steps SB3's ``EvalCallback``
+(``sb3-sac``) sees the raw observation, so ``L`` does not apply to it; history-SAC (``sac``) is the same SAC
+with the model-based agents' history-conditioned networks, which separates what the model adds from what
+reading a history costs. Every 500 steps SB3's ``EvalCallback``
 scores the policy (mean return of 10 deterministic episodes of a seeded env).
 
     python benchmarks/pendulum_parity.py --settings L10-lr3e-4 --algos sb3-sac m2po m3po --seeds 0 1 2 3 4
@@ -39,7 +41,7 @@ from stable_baselines3.common.callbacks import EvalCallback
 from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv
 
-from m3po_sb3 import M2PO, M3PO
+from m3po_sb3 import M2PO, M3PO, HistorySAC
 from m3po_sb3.callbacks.evaluation import append_eval_row, random_policy_returns
 from m3po_sb3.history import HistoryObservation, history_policy_kwargs
 from m3po_sb3.models.networks import MBPO_MODEL_KWARGS
@@ -52,7 +54,7 @@ EVAL_FREQ = 500
 EVAL_EPISODES = 10
 GRADIENT_STEPS = 5
 NET_ARCH = (64, 64)
-ALGOS = ("sb3-sac", "m2po", "m3po")
+ALGOS = ("sb3-sac", "sac", "m2po", "m3po")
 SETTING = re.compile(r"^L(\d+)-lr([0-9.e-]+)$")
 
 
@@ -75,14 +77,21 @@ def make_agent(algo: str, history_length: int, learning_rate: float, seed: int, 
     common = dict(learning_rate=learning_rate, gradient_steps=GRADIENT_STEPS, batch_size=256, seed=seed)
     if algo == "sb3-sac":
         return SAC("MlpPolicy", gym.make(ENV), policy_kwargs=dict(net_arch=list(NET_ARCH)), **common), lambda env: env
-    env = HistoryObservation(gym.make(ENV), history_length)
-    common.update(env_buffer_size=STEPS, policy_kwargs=history_policy_kwargs(env.history_layout, net_arch=NET_ARCH))
-    if algo == "m2po":
-        agent = M2PO("MlpPolicy", env, model_kwargs=dict(MBPO_MODEL_KWARGS, hidden_units=m2po_model_units), **common)
+    def wrap(env: gym.Env) -> HistoryObservation:
+        return HistoryObservation(env, history_length)
+
+    env = wrap(gym.make(ENV))
+    common.update(policy_kwargs=history_policy_kwargs(env.history_layout, net_arch=NET_ARCH))
+    if algo == "sac":
+        agent = HistorySAC("MlpPolicy", env, buffer_size=STEPS, **common)
+    elif algo == "m2po":
+        agent = M2PO("MlpPolicy", env, env_buffer_size=STEPS, model_kwargs=dict(MBPO_MODEL_KWARGS, hidden_units=m2po_model_units), **common)
     else:
         model_kwargs = dict(hidden_units=64, num_hidden_layers=2)
-        agent = M3PO("MlpPolicy", env, epoch_length=250, rollouts_per_step=100, rollout_every=50, model_kwargs=model_kwargs, **common)
-    return agent, lambda env: HistoryObservation(env, history_length)
+        agent = M3PO(
+            "MlpPolicy", env, env_buffer_size=STEPS, epoch_length=250, rollouts_per_step=100, rollout_every=50, model_kwargs=model_kwargs, **common
+        )
+    return agent, wrap
 
 
 def run_one(folder: Path, algo: str, setting: str, seed: int, m2po_model_units: int) -> str:

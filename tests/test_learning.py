@@ -6,17 +6,19 @@ The set-up is the one every M3PO run uses (history wrapper, GRU features, branch
 model into ``D_model``, SAC's updates on ``D_model`` only), scaled to the CPU: ``L = 2``, 64-64 networks and
 models, ``G = 5``, batches of 128, a model fit every ``E = 250`` steps (the first after 250 random steps),
 ``M = 100`` rollouts per step made 50 steps' worth at a time, and RL Zoo's learning rate for SAC on Pendulum
-(1e-3; SB3's default 3e-4 needs more steps). SB3's ``EvalCallback`` scores the policy every 250 steps (mean
-return of 10 deterministic episodes); the guard is that some score reaches -400.
+(1e-3; SB3's default 3e-4 needs more steps); M2PO's other settings are its MBPO defaults (5 % real transitions
+in SAC's batches). SB3's ``EvalCallback`` scores the policy every 250 steps (mean return of 10 deterministic
+episodes); the guard is that the *final* score, after 3 000 steps, is at least -400.
 
 Why these choices (measured with this module, ``benchmarks/README.md`` "Learning guard" has the figures):
 SAC with the same settings on the raw observation reaches -116 at 1 500 steps (seed 0) and history-SAC
 -204 at 1 000 (seed 1); over the runs before and after the history encoder's rewrite (which changes the float
 rounding and so each run's course), a policy that has not learned the
-swing-up scores -632 to -1 759, a swung-up one -108 to -401. M2PO and M3PO reach it, but do not all stay
-there: in the first set some seeds fell back to -603 to -931 a few hundred steps later (model exploitation
-or the high learning rate; open), so the guard asks that the score *reaches* the threshold, not that the
-last one holds it. With the rewards stored in ``D_model`` zeroed on
+swing-up scores -632 to -1 759, a swung-up one -108 to -401. Before M2PO's MBPO defaults some seeds of
+both agents fell back to -603 to -931 a few hundred steps after reaching the threshold, and the guard asked only
+that some score reach it. On the present code the final scores of seeds 0, 1, 2 are -186, -157, -108 (M2PO;
+its last four scores all at or above -276) and -158, -182, -121 (M3PO, whose seed 1 was still at -533 at
+2 500 steps), so the guard asks for the final score. With the rewards stored in ``D_model`` zeroed on
 purpose (``M3PO_LEARNING_BREAK=1``) the guard fails. A run takes 4-7 CPU minutes, hence its own command:
 ``make test-learning`` (seeds 0, 1, 2; ``M3PO_LEARNING_SEEDS`` chooses), which CI runs after the suite.
 """
@@ -97,4 +99,4 @@ def test_learns_pendulum_swing_up(agent_class: type[M3PO], seed: int, broken_on_
     scores = np.mean(evaluations.evaluations_results, axis=1)
     assert len(scores) == STEPS // EVAL_FREQ
     print(f"{agent_class.__name__} seed {seed}: evaluations every {EVAL_FREQ} steps {np.round(scores).tolist()}")  # pytest -rP
-    assert scores.max() >= THRESHOLD, f"{agent_class.__name__} seed {seed}: evaluations {np.round(scores)} never reach {THRESHOLD}"
+    assert scores[-1] >= THRESHOLD, f"{agent_class.__name__} seed {seed}: final evaluation {scores[-1]:.0f} below {THRESHOLD} (all: {np.round(scores)})"
