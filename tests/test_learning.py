@@ -1,6 +1,6 @@
 """
-The learning guard: M2PO and M3PO swing up ``Pendulum-v1`` within 3 000 env steps, as SB3's SAC
-with the same updates per step does, and an agent with a broken model, buffer or update does not.
+The learning guard: M2PO and M3PO end 3 000 env steps of ``Pendulum-v1`` swung up, as SB3's SAC with the
+same updates per step does, and an M3PO whose model rollouts carry no reward does not.
 
 The set-up is the one every M3PO run uses (history wrapper, GRU features, branched rollouts of the learned
 model into ``D_model``, SAC's updates on ``D_model`` only), scaled to the CPU: ``L = 2``, 64-64 networks and
@@ -19,7 +19,9 @@ both agents fell back to -603 to -931 a few hundred steps after reaching the thr
 that some score reach it. On the present code the final scores of seeds 0, 1, 2 are -186, -157, -108 (M2PO;
 its last four scores all at or above -276) and -158, -182, -121 (M3PO, whose seed 1 was still at -533 at
 2 500 steps), so the guard asks for the final score. With the rewards stored in ``D_model`` zeroed on
-purpose (``M3PO_LEARNING_BREAK=1``) the guard fails. A run takes 4-7 CPU minutes, hence its own command:
+purpose (``M3PO_LEARNING_BREAK=1``) M3PO, which learns from ``D_model`` alone, fails the guard; M2PO does not
+(seed 0 still ends at -180, after scores of -1 400 to -1 600 up to 1 500 steps): the 5 % real transitions in its
+batches carry the reward, so for M2PO the guard checks learning, not the model's rewards. A run takes 4-7 CPU minutes, hence its own command:
 ``make test-learning`` (seeds 0, 1, 2; ``M3PO_LEARNING_SEEDS`` chooses), which CI runs after the suite.
 """
 
