@@ -545,11 +545,10 @@ class M2PO(M3PO):
     history-conditioned policy and critics. By default it is MBPO as its code runs it (jannerm/mbpo: the
     HalfCheetah config, ``bnn.py``, ``mbpo.py``): an ensemble of 7 Gaussian networks on ``(o_t, a_t)``, 5 elites,
     four hidden layers of 200, the plain NLL of the raw targets (:data:`MBPO_MODEL_KWARGS`), each member restored
-    to its best epoch, MBPO's patience (:data:`MBPO_FIT_KWARGS`); a model fit every
-    250 env steps (``model_train_freq``), each followed by its ``M · E = 100 000`` one-step rollouts at once
+    to its best epoch, MBPO's patience (:data:`MBPO_FIT_KWARGS`); a model fit every 250 env steps
+    (``model_train_freq``), each followed by its ``M · E = 100 000`` one-step rollouts at once
     (``rollout_batch_size``), so that SAC starts on a full batch of them; ``D_model`` keeps the rollouts of the
-    last 1 000 env steps (``model_retain_epochs = 1``); 5 % real transitions in every SAC minibatch
-    (``real_ratio``).
+    last 1 000 env steps (``model_retain_epochs = 1``); 5 % real transitions in every SAC minibatch (``real_ratio``).
 
     Where it still departs from MBPO: the warm-up of random actions is one model period (``learning_starts``,
     MBPO 5 000 steps, which its curves do not count); SAC's target entropy is SB3's ``"auto"`` (``-dim(A)``;
