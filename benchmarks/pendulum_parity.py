@@ -45,7 +45,7 @@ from m3po_sb3 import M2PO, M3PO, HistorySAC
 from m3po_sb3.callbacks.evaluation import append_eval_row, random_policy_returns
 from m3po_sb3.history import HistoryObservation, history_policy_kwargs
 from m3po_sb3.models.networks import MBPO_MODEL_KWARGS
-from m3po_sb3.run.folders import write_status
+from m3po_sb3.run.folders import read_status, write_status
 from m3po_sb3.run.plotting import RANDOM_POLICY_CSV
 
 ENV = "Pendulum-v1"
@@ -77,6 +77,7 @@ def make_agent(algo: str, history_length: int, learning_rate: float, seed: int, 
     common = dict(learning_rate=learning_rate, gradient_steps=GRADIENT_STEPS, batch_size=256, seed=seed)
     if algo == "sb3-sac":
         return SAC("MlpPolicy", gym.make(ENV), policy_kwargs=dict(net_arch=list(NET_ARCH)), **common), lambda env: env
+
     def wrap(env: gym.Env) -> HistoryObservation:
         return HistoryObservation(env, history_length)
 
@@ -96,7 +97,7 @@ def make_agent(algo: str, history_length: int, learning_rate: float, seed: int, 
 
 def run_one(folder: Path, algo: str, setting: str, seed: int, m2po_model_units: int) -> str:
     """Train one run into ``folder`` (a run folder of the results page)."""
-    if (folder / "status.json").is_file() and json.loads((folder / "status.json").read_text())["status"] == "finished":
+    if (read_status(folder) or {}).get("status") == "finished":
         return f"{folder}: finished before"
     th.set_num_threads(1)
     history_length, learning_rate = parse_setting(setting)

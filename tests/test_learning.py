@@ -21,8 +21,8 @@ its last four scores all at or above -276) and -158, -182, -121 (M3PO, whose see
 2 500 steps), so the guard asks for the final score. With the rewards stored in ``D_model`` zeroed on
 purpose (``M3PO_LEARNING_BREAK=1``) M3PO, which learns from ``D_model`` alone, fails the guard; M2PO does not
 (seed 0 still ends at -180, after scores of -1 400 to -1 600 up to 1 500 steps): the 5 % real transitions in its
-batches carry the reward, so for M2PO the guard checks learning, not the model's rewards. A run takes 4-7 CPU minutes, hence its own command:
-``make test-learning`` (seeds 0, 1, 2; ``M3PO_LEARNING_SEEDS`` chooses), which CI runs after the suite.
+batches carry the reward, so for M2PO the guard checks learning, not the model's rewards. A run takes 4-7 CPU
+minutes, hence its own command: ``make test-learning`` (seeds 0, 1, 2; ``M3PO_LEARNING_SEEDS`` chooses), which CI runs after the suite.
 """
 
 import os
