@@ -1,5 +1,6 @@
-"""Tests of PEARL: its posterior and KL against their closed forms, the gradient routing of the encoder, task
-inference on a family of hidden-direction tasks, persistence and errors."""
+"""Tests of PEARL: its posterior and KL against their closed forms, the gradient routing of the encoder, oyster's
+KL pressure, exploration by posterior sampling, task inference on a family of hidden-direction tasks,
+persistence and errors."""
 
 from typing import Any
 
@@ -10,10 +11,11 @@ import torch as th
 from gymnasium import spaces
 from stable_baselines3 import SAC
 from stable_baselines3.common.monitor import Monitor
+from stable_baselines3.common.save_util import load_from_zip_file
 from stable_baselines3.common.vec_env import DummyVecEnv
 
 from m3po_sb3 import PEARL, HistoryObservation, MetaEvalCallback
-from m3po_sb3.agents.pearl import LatentFeaturesExtractor, SharedPosterior
+from m3po_sb3.agents.pearl import LatentFeaturesExtractor, SharedPosterior, oyster_kl_weight
 from m3po_sb3.models.context import ContextEncoder, gaussian_product, kl_to_standard_normal
 from m3po_sb3.run.plotting import read_eval_csv
 from m3po_sb3.run.train import main as train_main
@@ -144,12 +146,40 @@ def test_critic_features_add_the_weighted_kl_to_the_gradient_and_actor_features_
     assert not actor_features(histories).requires_grad
 
 
-def _history_after_steps(env: HistoryObservation, n_steps: int) -> np.ndarray:
-    history, _ = env.reset(seed=0)
+def _history_after_steps(env: HistoryObservation, n_steps: int, seed: int = 0) -> np.ndarray:
+    history, _ = env.reset(seed=seed)
     rng = np.random.default_rng(n_steps)
     for _ in range(n_steps):
         history, *_ = env.step(rng.uniform(-1.0, 1.0, size=1).astype(np.float32))
     return history
+
+
+def test_default_kl_weight_puts_oysters_kl_pressure_on_the_encoder():
+    """
+    Oyster's encoder loss, ``kl_lambda · Σ_tasks KL + mean (Q₁ − y)² + mean (Q₂ − y)²`` at reward scale 5 (its Q
+    and y 5 times ours), has 50 times the encoder gradient of ours, SB3's critic loss ``½ Σ_i mean (Q_i − y)²``
+    with the default ``kl_weight`` on the rows' mean KL, when each of its 16 tasks is rows of one history.
+    """
+    th.manual_seed(0)
+    agent = make_agent()
+    assert agent.kl_weight == pytest.approx(0.1 * 16 / (2 * 5**2))  # configs/default.py: kl_lambda, meta_batch, reward_scale
+    encoder = agent.policy.context_encoder.double()
+    features = agent.critic.features_extractor
+    features.eval()  # z = μ, where oyster's one z per task and ours per row coincide
+    env, tasks, rows = point_env(), 16, 4
+    task_histories = th.tensor(np.stack([_history_after_steps(env, 1 + task % 9, seed=task) for task in range(tasks)])).double()
+    histories = task_histories.repeat_interleave(rows, dim=0)
+    heads, targets = th.randn(features.features_dim, 2, dtype=th.float64), th.randn(tasks * rows, 1, dtype=th.float64)
+
+    q_values = features(histories) @ heads
+    ours = 0.5 * sum(th.nn.functional.mse_loss(q, targets[:, 0]) for q in q_values.T)
+    mean, variance = encoder(task_histories)
+    z = mean.repeat_interleave(rows, dim=0)
+    q_oyster = 5.0 * th.cat([histories[:, :1], z], dim=-1) @ heads
+    oyster = ((q_oyster - 5.0 * targets) ** 2).mean(0).sum() + 0.1 * kl_to_standard_normal(mean, variance).sum()
+    for got, want in zip(th.autograd.grad(ours, list(encoder.parameters())), th.autograd.grad(oyster, list(encoder.parameters()))):
+        th.testing.assert_close(50.0 * got, want)
+    assert oyster_kl_weight(kl_lambda=1.0, meta_batch=10) == pytest.approx(0.2)  # ant-goal's config
 
 
 def test_encoder_learns_from_the_critic_loss_only():
@@ -190,6 +220,50 @@ def test_an_update_encodes_each_batch_once_and_all_networks_share_its_z():
     for features in (critic_q, critic_pi):  # the critic loss and the actor loss see the actor's draw of z
         th.testing.assert_close(features, actor_obs)
     th.testing.assert_close(target_next_obs, actor_next_obs)
+
+
+# ---------------------------------------------------------------------- exploration by posterior sampling
+def _noise_of(agent: PEARL, histories: th.Tensor, features: th.Tensor) -> th.Tensor:
+    """:return: ``ε = (z − μ) / σ`` of the ``z`` that ``features`` hold"""
+    with th.no_grad():
+        mean, variance = agent.policy.posterior(histories)
+    return (features[:, -agent.latent_dim :] - mean) / variance.sqrt()
+
+
+def test_rollouts_act_on_one_posterior_sample_per_episode():
+    """``z = μ + σ ⊙ ε`` of the window's posterior, ``ε`` kept along an episode and drawn anew at the next one
+    and at the reset of a new ``learn``."""
+    agent = make_agent(learning_starts=0)
+    noises = []
+
+    def record(module: th.nn.Module, inputs: tuple[th.Tensor], output: th.Tensor) -> None:
+        if not module.training:  # a rollout's action, not an update
+            noises.append(_noise_of(agent, inputs[0], output)[0])
+
+    handle = agent.actor.features_extractor.register_forward_hook(record)
+    agent.learn(2 * HiddenDirection.EPISODE_LENGTH + 3)
+    agent.learn(2)  # resets the env
+    handle.remove()
+    noise = th.stack(noises)
+    episodes = noise.split([HiddenDirection.EPISODE_LENGTH, HiddenDirection.EPISODE_LENGTH, 3, 2])
+    for episode in episodes:
+        th.testing.assert_close(episode, episode[:1].expand_as(episode), rtol=1e-4, atol=1e-5)
+    draws = th.stack([episode[0] for episode in episodes])
+    assert (draws.norm(dim=1) > 0.1).all()  # z is not the mean
+    distances = th.cdist(draws, draws)
+    assert (distances + th.eye(len(draws)) > 0.1).all()  # a new draw per episode
+    assert agent.policy.shared_posterior.noise is None  # only while the rollout acts
+
+
+@pytest.mark.parametrize("deterministic", [True, False])
+def test_predict_acts_on_the_posterior_mean(deterministic):
+    agent = make_agent(learning_starts=0).learn(5)
+    histories = np.stack([_history_after_steps(point_env(), n) for n in (0, 1, 3, 5)])
+    seen = []
+    handle = agent.actor.features_extractor.register_forward_hook(lambda module, inputs, output: seen.append(output))
+    agent.predict(histories, deterministic=deterministic)
+    handle.remove()
+    th.testing.assert_close(_noise_of(agent, th.as_tensor(histories), seen[0]), th.zeros(4, agent.latent_dim))
 
 
 # ---------------------------------------------------------------------- PEARL infers the task
@@ -241,6 +315,7 @@ def test_save_load_restores_the_encoder_and_predicts_the_same_actions(tmp_path):
     agent = make_agent(learning_starts=30)
     agent.learn(60)
     agent.save(tmp_path / "pearl.zip")
+    assert "_episode_noise" not in load_from_zip_file(tmp_path / "pearl.zip")[0]  # runtime state of the rollouts
     loaded = PEARL.load(tmp_path / "pearl.zip", env=point_env(), device="cpu")
     for key, value in agent.policy.state_dict().items():
         th.testing.assert_close(loaded.policy.state_dict()[key], value)
@@ -315,3 +390,12 @@ def test_multiple_envs_are_rejected():
 def test_bad_hyper_parameters_are_rejected(overrides, error, match):
     with pytest.raises(error, match=match):
         make_agent(**overrides)
+
+
+def test_bad_oyster_settings_and_posterior_noise_are_rejected():
+    with pytest.raises(ValueError, match="meta_batch"):
+        oyster_kl_weight(meta_batch=0)
+    policy = make_agent().policy
+    with pytest.raises(ValueError, match="posterior noise"):
+        with policy.posterior_noise(th.zeros(1, policy.latent_dim + 1)):
+            pass
