@@ -69,7 +69,8 @@ scale: an SB3 user reads a coefficient as one of the agent's own loss, and ``met
 batch of 4096 rows, ``batch_size=4096``. The default stays 256 for its cost: every row encodes the ``L``
 transitions of both its histories, so an update costs about the number of rows (on one CPU thread, on
 ``HalfCheetahFwdBwd-v0`` with ``L = 10`` and oyster's networks, 87 ms per update at 256 rows and 1.45 s at
-4096, 16.6 times), and at one update per env step a run of 10⁶ steps would spend about 17 days in its
+4096, 16.6 times; a ratio from one interleaved measurement taken while other jobs ran, not a committed
+benchmark), and at one update per env step a run of 10⁶ steps would spend about 17 days in its
 updates instead of one. Whether the smaller batch changes what PEARL learns here is not measured.
 
 **Decision: exploration.** Oyster acts on one draw ``z`` of the posterior for a whole trajectory
