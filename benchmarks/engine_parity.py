@@ -24,13 +24,13 @@ which separates what the model adds from what reading a history costs. SB3's ``E
 (mean return of deterministic episodes of a seeded env).
 
     python benchmarks/engine_parity.py --settings L10-lr3e-4 --algos sb3-sac m2po m3po --seeds 0 1 2 3 4
-    python benchmarks/engine_parity.py --settings L10-lr3e-4-rr0.5 --algos m2po m3po --seeds 5 6 7
+    python benchmarks/engine_parity.py --settings L10-lr3e-4-rr0.5 --algos m2po m3po --seeds 5 6 7 --prefix pendulum-dev
     python benchmarks/engine_parity.py --env HalfCheetah-v5 --settings L10-lr3e-4 L10-lr3e-4-G20 --algos sb3-sac m2po
     python benchmarks/engine_parity.py --settings L10-lr3e-4 --aggregate-only    # the tables of the runs found
 
 Each run is a folder of the results page (``benchmarks/results_page.py``): ``--runs/PREFIX_SETTING/ENV/ALGO/
 seed_N/`` with ``eval.csv``, ``random_policy.csv``, ``config.json`` and ``status.json``, ``PREFIX`` the env's
-(``pendulum``, ``halfcheetah``, ``hopper``); plain SAC's under ``PREFIX_lrLR`` (``-G<G>`` appended where the
+(``pendulum``, ``halfcheetah``, ``hopper``) or ``--prefix``; plain SAC's under ``PREFIX_lrLR`` (``-G<G>`` appended where the
 setting names one), shared by the settings of its learning rate. A finished run is not run again. The tables are
 the page's: IQM over seeds with 95 % stratified-bootstrap intervals at the last step and over the last
 evaluations, and each model-based agent's probability of improvement over SAC with a rank test.
@@ -109,9 +109,12 @@ def parse_setting(setting: str) -> Setting:
     return Setting(int(match[1]), float(match[2]), real_ratio, None if match[4] is None else int(match[4]))
 
 
-def group(env: str, setting: str, algo: str) -> str:
-    """:return: the results page's group (``FOLDER:ENV:ALGO``) of an algorithm's runs in a setting"""
-    prefix, match = BENCHES[env].prefix, SETTING.match(setting)
+def group(env: str, setting: str, algo: str, prefix: str | None = None) -> str:
+    """
+    :param prefix: of the run folders (default: the env's)
+    :return: the results page's group (``FOLDER:ENV:ALGO``) of an algorithm's runs in a setting
+    """
+    prefix, match = prefix or BENCHES[env].prefix, SETTING.match(setting)
     folder = f"{prefix}_lr{match[2]}" + (f"-G{match[4]}" if match[4] else "") if algo == "sb3-sac" else f"{prefix}_{setting}"
     return f"{folder}:{env}:{algo}"
 
@@ -189,6 +192,7 @@ def main() -> None:
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
     parser.add_argument("--runs", type=Path, default=Path(__file__).resolve().parent / "comparison")
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--prefix", default=None, help="of the run folders (default: the env's), e.g. for runs on seeds not reported")
     parser.add_argument("--m2po-model-units", type=int, default=None, help="hidden units of M2PO's model (default: the env's)")
     parser.add_argument("--aggregate-only", action="store_true", help="do not train: the tables of the runs found")
     args = parser.parse_args()
@@ -201,16 +205,16 @@ def main() -> None:
     if not args.aggregate_only:
         jobs = {}  # folder -> job: plain SAC's run serves every setting of its learning rate
         for setting, seed, algo in itertools.product(args.settings, args.seeds, args.algos):
-            folder, env, name = group(args.env, setting, algo).split(":")
+            folder, env, name = group(args.env, setting, algo, args.prefix).split(":")
             jobs.setdefault(args.runs / folder / env / name / f"seed_{seed}", (args.env, algo, setting, seed))
         with ProcessPoolExecutor(args.workers) as pool:
             futures = [pool.submit(run_one, folder, *job, m2po_model_units) for folder, job in jobs.items()]
             for future in futures:
                 print(future.result(), flush=True)
     for setting in args.settings:
-        groups = [group(args.env, setting, algo) for algo in args.algos]
+        groups = [group(args.env, setting, algo, args.prefix) for algo in args.algos]
         print(f"\n{setting}\n" + groups_table(steps, groups, args.runs))
-        pairs = [f"{name}>{group(args.env, setting, 'sb3-sac')}" for name in groups if not name.endswith("sb3-sac")]
+        pairs = [f"{name}>{group(args.env, setting, 'sb3-sac', args.prefix)}" for name in groups if not name.endswith("sb3-sac")]
         if pairs and "sb3-sac" in args.algos:
             print(orders_table(steps, pairs, args.runs))
 
