@@ -11,8 +11,8 @@ Per env (``--env``; :data:`BENCHES`):
 
 - ``Pendulum-v1``: 3 000 env steps, ``G = 5``, 64-64 SAC networks, an evaluation of 10 episodes every 500 steps;
   M2PO's model has 64 units (MBPO's 200 cost about three times as much here), M3PO runs Table 2's meta-model at
-  64 units with ``M = 100`` rollouts per step, M2PO MBPO's 400. ``L`` 2 or 10, the learning rate 3e-4 (SB3's default) or 1e-3
-  (RL Zoo's for Pendulum).
+  64 units with ``M = 100`` rollouts per step, M2PO MBPO's 400. ``L`` 2 or 10, the learning rate 3e-4 (SB3's
+  default) or 1e-3 (RL Zoo's for Pendulum).
 - ``HalfCheetah-v5`` and ``Hopper-v5``: 20 000 env steps, ``G = 10``, 256-256 SAC networks (MBPO's), an
   evaluation of 5 episodes every 1 000 steps; M2PO with MBPO's model (200 units) and ``M = 400``; M3PO's
   meta-model at 200 units with ``M = 400``.
@@ -30,8 +30,8 @@ which separates what the model adds from what reading a history costs. SB3's ``E
 
 Each run is a folder of the results page (``benchmarks/results_page.py``): ``--runs/PREFIX_SETTING/ENV/ALGO/
 seed_N/`` with ``eval.csv``, ``random_policy.csv``, ``config.json`` and ``status.json``, ``PREFIX`` the env's
-(``pendulum``, ``halfcheetah``, ``hopper``) or ``--prefix``; plain SAC's under ``PREFIX_lrLR`` (``-G<G>`` appended where the
-setting names one), shared by the settings of its learning rate. A finished run is not run again. The tables are
+(``pendulum``, ``halfcheetah``, ``hopper``) or ``--prefix``; plain SAC's under ``PREFIX_lrLR`` (``-G<G>`` appended
+where the setting names one), shared by the settings of its learning rate. A finished run is not run again. The tables are
 the page's: IQM over seeds with 95 % stratified-bootstrap intervals at the last step and over the last
 evaluations, and each model-based agent's probability of improvement over SAC with a rank test.
 """
@@ -63,7 +63,6 @@ from m3po_sb3.run.folders import read_status, write_status
 from m3po_sb3.run.plotting import RANDOM_POLICY_CSV
 
 
-
 @dataclass(frozen=True)
 class Bench:
     """The fixed part of an env's benchmark (module docstring)."""
@@ -78,10 +77,22 @@ class Bench:
     m3po_rollouts_per_step: int  # M of M3PO (M2PO's is its class default, MBPO's 400)
 
 
+_MBPO_SIZES = dict(
+    steps=20_000, eval_freq=1_000, eval_episodes=5, gradient_steps=10, net_arch=(256, 256), model_units=200, m3po_rollouts_per_step=400
+)
 BENCHES = {
-    "Pendulum-v1": Bench("pendulum", 3_000, 500, 10, 5, (64, 64), 64, 100),
-    "HalfCheetah-v5": Bench("halfcheetah", 20_000, 1_000, 5, 10, (256, 256), 200, 400),
-    "Hopper-v5": Bench("hopper", 20_000, 1_000, 5, 10, (256, 256), 200, 400),
+    "Pendulum-v1": Bench(
+        "pendulum",
+        steps=3_000,
+        eval_freq=500,
+        eval_episodes=10,
+        gradient_steps=5,
+        net_arch=(64, 64),
+        model_units=64,
+        m3po_rollouts_per_step=100,
+    ),
+    "HalfCheetah-v5": Bench("halfcheetah", **_MBPO_SIZES),
+    "Hopper-v5": Bench("hopper", **_MBPO_SIZES),
 }
 ALGOS = ("sb3-sac", "sac", "m2po", "m3po")
 SETTING = re.compile(r"^L(\d+)-lr([0-9.]+(?:e-?[0-9]+)?)(?:-rr([0-9.]+))?(?:-G(\d+))?$")
@@ -95,6 +106,10 @@ class Setting:
     learning_rate: float
     real_ratio: float | None  # None: each agent's class default
     gradient_steps: int | None  # None: the env's
+
+    def updates_per_step(self, bench: Bench) -> int:
+        """:return: ``G``, the setting's or else the env's"""
+        return self.gradient_steps or bench.gradient_steps
 
 
 def parse_setting(setting: str) -> Setting:
@@ -122,8 +137,7 @@ def group(env: str, setting: str, algo: str, prefix: str | None = None) -> str:
 def make_agent(env_id: str, algo: str, setting: Setting, seed: int, m2po_model_units: int):
     """:return: the agent of ``algo`` in one setting (module docstring), and the wrapper of its observations"""
     bench = BENCHES[env_id]
-    gradient_steps = setting.gradient_steps or bench.gradient_steps
-    common = dict(learning_rate=setting.learning_rate, gradient_steps=gradient_steps, batch_size=256, seed=seed)
+    common = dict(learning_rate=setting.learning_rate, gradient_steps=setting.updates_per_step(bench), batch_size=256, seed=seed)
     if algo == "sb3-sac":
         return SAC("MlpPolicy", gym.make(env_id), policy_kwargs=dict(net_arch=list(bench.net_arch)), **common), lambda env: env
 
@@ -161,7 +175,7 @@ def run_one(folder: Path, env_id: str, algo: str, setting_name: str, seed: int, 
     for stale in ("eval.csv", RANDOM_POLICY_CSV):
         (folder / stale).unlink(missing_ok=True)
     args = dict(env=env_id, algo=algo, seed=seed, timesteps=bench.steps, eval_freq=bench.eval_freq, eval_episodes=bench.eval_episodes)
-    args |= dict(gradient_steps=setting.gradient_steps or bench.gradient_steps, learning_rate=setting.learning_rate)
+    args |= dict(gradient_steps=setting.updates_per_step(bench), learning_rate=setting.learning_rate)
     args |= {} if algo == "sb3-sac" else dict(history_length=setting.history_length)
     args |= dict(m2po_model_units=m2po_model_units) if algo == "m2po" else {}
     args |= dict(real_ratio=setting.real_ratio) if setting.real_ratio is not None and algo in ("m2po", "m3po") else {}
